@@ -1,0 +1,360 @@
+//! Server-side scrubbing of secrets and personal data, after Relay's default data
+//! scrubber: values under sensitive keys become `[Filtered]`, secrets inside strings (card
+//! numbers, bearer tokens, PEM keys, URL passwords, home-directory user names, US SSNs) are
+//! masked, well-known session and CSRF cookies are filtered, and IP addresses are removed
+//! on request. Every change is recorded in `_meta` so the dashboard can say what was
+//! removed.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// A project's scrubbing settings (Sentry's `DataScrubbingConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ScrubSettings {
+    /// Master switch.
+    pub scrub_data: bool,
+    /// Apply the built-in rules (needs `scrub_data`).
+    pub scrub_defaults: bool,
+    /// Remove the client IP fields and replace IPs in strings with `[ip]`.
+    #[serde(rename = "scrubIPAddresses")]
+    pub scrub_ip_addresses: bool,
+    /// Extra key names to filter (case-insensitive substring).
+    pub sensitive_fields: Vec<String>,
+    /// Keys never scrubbed.
+    pub safe_fields: Vec<String>,
+}
+
+impl Default for ScrubSettings {
+    fn default() -> Self {
+        ScrubSettings {
+            scrub_data: true,
+            scrub_defaults: true,
+            scrub_ip_addresses: false,
+            sensitive_fields: Vec::new(),
+            safe_fields: Vec::new(),
+        }
+    }
+}
+
+const FILTERED: &str = "[Filtered]";
+
+const PASSWORD_KEYS: &[&str] = &[
+    "password", "secret", "passwd", "api_key", "apikey", "auth", "credentials", "mysql_pwd", "privatekey",
+    "private_key", "token", "otp", "two-factor", "two_factor",
+];
+
+const SENSITIVE_COOKIES: &[&str] = &[
+    "sentrysid", "sudo", "su", "session", "__session", "sessionid", "user_session", "symfony", "phpsessid",
+    "fasthttpsessionid", "mysession", "irissessionid", "_vercel_jwt", "csrf", "xsrf", "_xsrf", "_csrf",
+    "csrf-token", "csrf_token", "xsrf-token", "xsrf_token", "fastcsrf", "_iris_csrf", "connect.sid",
+];
+
+/// In-string rules: (rule id, pattern, which capture group to replace; 0 = whole match).
+static STRING_RULES: LazyLock<Vec<(&'static str, Regex, usize)>> = LazyLock::new(|| {
+    let rules: [(&str, &str, usize); 6] = [
+        ("@bearer:filter", r"(?i)\bBearer\s+[A-Za-z0-9._~+/=\-]{8,}", 0),
+        ("@creditcard:filter", r"\b(?:3[47][0-9]|4[0-9]{3}|5[1-5][0-9]{2}|65[0-9]{2}|6011)(?:[-\s]?[0-9]){12}\b", 0),
+        (
+            "@pemkey:filter",
+            r"(?s)-----BEGIN[A-Z ]*(?:PRIVATE|PUBLIC) KEY-----(.+?)-----END[A-Z ]*(?:PRIVATE|PUBLIC) KEY-----",
+            1,
+        ),
+        ("@urlauth:legacy", r"\b(?:[a-z0-9]+:)?//[a-zA-Z0-9%_.\-]+:([a-zA-Z0-9%_.\-]+)@", 1),
+        (
+            "@userpath:filter",
+            r"(?i)(?:\b[a-zA-Z]:[\\/]Users[\\/]|/home/|/Users/|Documents and Settings[\\/]|[\\/]profiles[\\/])([^/\\\s]+)",
+            1,
+        ),
+        ("@usssn:filter", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", 0),
+    ];
+    rules
+        .into_iter()
+        .map(|(id, re, g)| (id, Regex::new(re).unwrap_or_else(|e| panic!("{id}: {e}")), g))
+        .collect()
+});
+
+/// A cheap prefilter: most strings match none of the rules.
+static STRING_PREFILTER: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(STRING_RULES.iter().map(|(_, r, _)| r.as_str())).unwrap_or_else(|e| panic!("prefilter: {e}"))
+});
+
+static IP_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\b|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b|\b(?:[0-9a-fA-F]{1,4}:){1,7}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,6})?")
+        .unwrap_or_else(|e| panic!("ip: {e}"))
+});
+
+/// Containers whose entries are `[key, value]` pairs; the pair's key names the value.
+const PAIR_CONTAINERS: &[&str] = &["tags", "headers", "cookies", "query_string", "data", "env"];
+
+struct Scrubber<'a> {
+    settings: &'a ScrubSettings,
+    sensitive: Vec<String>,
+    safe: Vec<String>,
+    meta: Vec<(Vec<String>, &'static str, usize)>,
+}
+
+/// Scrubs an event in place and merges remarks into its `_meta`.
+pub fn scrub_event(event: &mut Map<String, Value>, settings: &ScrubSettings) {
+    if !settings.scrub_data {
+        return;
+    }
+    let mut s = Scrubber {
+        settings,
+        sensitive: settings.sensitive_fields.iter().filter(|f| !f.is_empty()).map(|f| f.to_lowercase()).collect(),
+        safe: settings.safe_fields.iter().map(|f| f.to_lowercase()).collect(),
+        meta: Vec::new(),
+    };
+    if settings.scrub_ip_addresses {
+        for path in [&["user", "ip_address"][..], &["request", "env", "REMOTE_ADDR"], &["sdk", "client_ip"]] {
+            if remove_path(event, path) {
+                s.meta.push((path.iter().map(|p| p.to_string()).collect(), "@ip:remove", 0));
+            }
+        }
+    }
+    let mut path = Vec::new();
+    for (k, v) in event.iter_mut() {
+        if k == "_meta" || k == "debug_meta" {
+            continue;
+        }
+        path.push(k.clone());
+        s.walk(v, &mut path);
+        path.pop();
+    }
+    if !s.meta.is_empty() {
+        let meta = crate::value::object_entry(event, "_meta");
+        for (path, rule, len) in s.meta {
+            let mut node = &mut *meta;
+            for seg in &path {
+                node = crate::value::object_entry(node, seg);
+            }
+            let mut remark = json!({"rem": [[rule, "s"]]});
+            if len > 0 {
+                remark["len"] = Value::from(len);
+            }
+            node.insert(String::new(), remark);
+        }
+    }
+}
+
+fn remove_path(event: &mut Map<String, Value>, path: &[&str]) -> bool {
+    let (last, parents) = match path.split_last() {
+        Some(x) => x,
+        None => return false,
+    };
+    let mut cur = event;
+    for p in parents {
+        match cur.get_mut(*p) {
+            Some(Value::Object(m)) => cur = m,
+            _ => return false,
+        }
+    }
+    cur.remove(*last).is_some()
+}
+
+impl Scrubber<'_> {
+    fn walk(&mut self, v: &mut Value, path: &mut Vec<String>) {
+        let key = path.last().map(|k| k.to_lowercase()).unwrap_or_default();
+        if self.is_ignored(path, &key) {
+            return;
+        }
+        if self.key_is_sensitive(&key) && !is_empty_value(v) {
+            let len = v.as_str().map(|s| s.chars().count()).unwrap_or(0);
+            if v.as_str() != Some(FILTERED) {
+                *v = Value::from(FILTERED);
+                self.meta.push((path.clone(), "@password:filter", len));
+            }
+            return;
+        }
+        if self.settings.scrub_defaults && is_cookie_path(path) && SENSITIVE_COOKIES.contains(&key.as_str()) {
+            if v.as_str() != Some(FILTERED) {
+                *v = Value::from(FILTERED);
+                self.meta.push((path.clone(), "@anything:filter", 0));
+            }
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    path.push(k.clone());
+                    self.walk(child, path);
+                    path.pop();
+                }
+            }
+            Value::Array(a) => {
+                let pairs = path.last().is_some_and(|k| PAIR_CONTAINERS.contains(&k.as_str()));
+                for (i, child) in a.iter_mut().enumerate() {
+                    match child {
+                        Value::Array(kv) if pairs && kv.len() == 2 && kv[0].is_string() => {
+                            let k = kv[0].as_str().unwrap_or_default().to_owned();
+                            path.push(k);
+                            self.walk(&mut kv[1], path);
+                            path.pop();
+                        }
+                        _ => {
+                            path.push(i.to_string());
+                            self.walk(child, path);
+                            path.pop();
+                        }
+                    }
+                }
+            }
+            Value::String(s) => {
+                if let Some(new) = self.scrub_string(s) {
+                    let len = s.chars().count();
+                    *s = new.0;
+                    self.meta.push((path.clone(), new.1, len));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_ignored(&self, path: &[String], key: &str) -> bool {
+        if self.safe.iter().any(|f| f == key) {
+            return true;
+        }
+        let in_frames = path.iter().any(|p| p == "frames");
+        (in_frames && matches!(key, "filename" | "abs_path"))
+            || (path.len() == 2 && path[0] == "logentry" && key == "formatted")
+            || (path.len() == 4 && path[0] == "exception" && path[1] == "values" && key == "value")
+            || (key == "user-agent" && path.iter().any(|p| p == "headers"))
+    }
+
+    fn key_is_sensitive(&self, key: &str) -> bool {
+        if key.is_empty() {
+            return false;
+        }
+        (self.settings.scrub_defaults && PASSWORD_KEYS.iter().any(|p| key.contains(p)))
+            || self.sensitive.iter().any(|s| key.contains(s.as_str()))
+    }
+
+    fn scrub_string(&self, s: &str) -> Option<(String, &'static str)> {
+        let mut out: Option<(String, &'static str)> = None;
+        if self.settings.scrub_defaults {
+            let hits = STRING_PREFILTER.matches(s);
+            if hits.matched_any() {
+                let mut cur = s.to_owned();
+                let mut rule = "";
+                for (i, (id, re, group)) in STRING_RULES.iter().enumerate() {
+                    if !hits.matched(i) {
+                        continue;
+                    }
+                    cur = replace_group(re, &cur, *group, FILTERED);
+                    rule = id;
+                }
+                if cur != s {
+                    out = Some((cur, rule));
+                }
+            }
+        }
+        if self.settings.scrub_ip_addresses {
+            let base = out.as_ref().map(|(s, _)| s.as_str()).unwrap_or(s);
+            if IP_RE.is_match(base) {
+                let replaced = IP_RE.replace_all(base, "[ip]").into_owned();
+                out = Some((replaced, "@ip:replace"));
+            }
+        }
+        out
+    }
+}
+
+fn replace_group(re: &Regex, s: &str, group: usize, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for caps in re.captures_iter(s) {
+        let Some(m) = caps.get(group) else { continue };
+        out.push_str(&s[last..m.start()]);
+        out.push_str(with);
+        last = m.end();
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+fn is_cookie_path(path: &[String]) -> bool {
+    path.len() >= 2 && path[path.len() - 2] == "cookies"
+}
+
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrub(v: Value, s: &ScrubSettings) -> Value {
+        let Value::Object(mut m) = v else { panic!("object") };
+        scrub_event(&mut m, s);
+        Value::Object(m)
+    }
+
+    #[test]
+    fn defaults() {
+        let ev = json!({
+            "request": {
+                "headers": [["Authorization", "Bearer abcdefghijk"], ["User-Agent", "curl/8 token"], ["X-Trace", "Bearer abcdefghijk123"]],
+                "cookies": [["sessionid", "s3cr3t"], ["theme", "dark"]],
+                "data": {"password": "hunter2", "card": "4111 1111 1111 1111", "note": "call me"},
+                "url": "https://bob:pa55word@example.com/x"
+            },
+            "extra": {"db_password": "x", "path": "/home/alice/app.py", "ssn": "123-45-6789", "author": "kim"},
+            "exception": {"values": [{"value": "password is wrong for 4111111111111111",
+                "stacktrace": {"frames": [{"abs_path": "/home/alice/app.py", "vars": {"api_key": "k", "n": 1}}]}}]},
+            "tags": [["session_token", "abc"], ["plain", "ok"]],
+            "logentry": {"formatted": "password: hunter2"}
+        });
+        let out = scrub(ev, &ScrubSettings::default());
+        let req = &out["request"];
+        assert_eq!(req["headers"][0][1], FILTERED);
+        assert_eq!(req["headers"][1][1], "curl/8 token");
+        assert_eq!(req["headers"][2][1], FILTERED);
+        assert_eq!(req["cookies"][0][1], FILTERED);
+        assert_eq!(req["cookies"][1][1], "dark");
+        assert_eq!(req["data"]["password"], FILTERED);
+        assert_eq!(req["data"]["card"], FILTERED);
+        assert_eq!(req["data"]["note"], "call me");
+        assert_eq!(req["url"], "https://bob:[Filtered]@example.com/x");
+        assert_eq!(out["extra"]["db_password"], FILTERED);
+        assert_eq!(out["extra"]["path"], "/home/[Filtered]/app.py");
+        assert_eq!(out["extra"]["ssn"], FILTERED);
+        assert_eq!(out["extra"]["author"], FILTERED, "substring semantics, as in Sentry");
+        let exc = &out["exception"]["values"][0];
+        assert_eq!(exc["value"], "password is wrong for 4111111111111111", "exception values are never scrubbed");
+        assert_eq!(exc["stacktrace"]["frames"][0]["abs_path"], "/home/alice/app.py");
+        assert_eq!(exc["stacktrace"]["frames"][0]["vars"]["api_key"], FILTERED);
+        assert_eq!(exc["stacktrace"]["frames"][0]["vars"]["n"], 1);
+        assert_eq!(out["tags"][0][1], FILTERED);
+        assert_eq!(out["tags"][1][1], "ok");
+        assert_eq!(out["logentry"]["formatted"], "password: hunter2");
+        assert!(out["_meta"]["request"]["data"]["password"][""]["rem"].is_array());
+    }
+
+    #[test]
+    fn settings() {
+        let ev = json!({"user": {"ip_address": "10.1.2.3"}, "extra": {"myfield": "x", "password": "p", "msg": "from 10.1.2.3"}});
+        let s = ScrubSettings {
+            scrub_ip_addresses: true,
+            sensitive_fields: vec!["MyField".into()],
+            safe_fields: vec!["password".into()],
+            ..Default::default()
+        };
+        let out = scrub(ev.clone(), &s);
+        assert!(out["user"].get("ip_address").is_none());
+        assert_eq!(out["extra"]["myfield"], FILTERED);
+        assert_eq!(out["extra"]["password"], "p");
+        assert_eq!(out["extra"]["msg"], "from [ip]");
+        let off = scrub(ev.clone(), &ScrubSettings { scrub_data: false, ..Default::default() });
+        assert_eq!(off, ev);
+    }
+}

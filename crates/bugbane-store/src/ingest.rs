@@ -1,0 +1,494 @@
+//! The ingest path: spooling acknowledged envelopes, and saving what processing made of
+//! them (issues, events, counters and every other record) in one transaction per batch.
+
+use std::collections::HashMap;
+
+use bugbane_core::ProcessedEvent;
+use bugbane_core::items::{EnvelopeRecords, Record};
+use bugbane_core::lifecycle::{self, IssueState, Status, Transition};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+
+use crate::codec::{compress, compress_json, decompress};
+use crate::error::Result;
+use crate::sqlite::{Store, count};
+
+/// An envelope as accepted by the ingest endpoint (its decoded body; the store compresses it).
+#[derive(Clone, Debug)]
+pub struct SpoolEntry {
+    pub project_id: i64,
+    pub received: f64,
+    pub client_ip: Option<String>,
+    pub sdk_client: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// A spooled envelope read back for processing.
+#[derive(Clone, Debug)]
+pub struct SpoolRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub received: f64,
+    pub client_ip: Option<String>,
+    pub sdk_client: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What processing made of one spooled envelope.
+#[derive(Debug)]
+pub struct ProcessedEnvelope {
+    pub spool_id: i64,
+    pub project_id: i64,
+    pub received: f64,
+    pub records: EnvelopeRecords,
+}
+
+/// The fate of one saved event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedEvent {
+    pub event_id: String,
+    pub issue_id: i64,
+    pub new_issue: bool,
+    pub regressed: bool,
+}
+
+/// What a batch save did.
+#[derive(Clone, Debug, Default)]
+pub struct SaveSummary {
+    pub events: Vec<SavedEvent>,
+    pub records: usize,
+    pub duplicates: usize,
+}
+
+pub(crate) fn commit_spool_batch(conn: &mut Connection, entries: &[SpoolEntry]) -> Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut ids = Vec::with_capacity(entries.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO spool (project_id, received, client_ip, sdk_client, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in entries {
+            stmt.execute(params![e.project_id, e.received, e.client_ip, e.sdk_client, e.body])?;
+            ids.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
+impl Store {
+    /// Spooled envelopes with ids above `after`, oldest first.
+    pub async fn fetch_spool(&self, after: i64, limit: i64) -> Result<Vec<SpoolRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, project_id, received, client_ip, sdk_client, body FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, project_id, received, client_ip, sdk_client, body) = row?;
+                out.push(SpoolRow { id, project_id, received, client_ip, sdk_client, body: decompress(&body)? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Envelopes acknowledged but not yet processed.
+    pub async fn spool_backlog(&self) -> Result<i64> {
+        self.read(|c| count(c, "SELECT COUNT(*) FROM spool", [])).await
+    }
+
+    /// Saves a batch of processed envelopes and removes them from the spool, atomically:
+    /// after a crash either all of the batch is saved and gone from the spool, or none.
+    pub async fn save_processed(&self, batch: Vec<ProcessedEnvelope>) -> Result<SaveSummary> {
+        self.write(move |tx| {
+            let mut summary = SaveSummary::default();
+            for env in &batch {
+                save_envelope(tx, env, &mut summary)?;
+                tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?.execute([env.spool_id])?;
+            }
+            Ok(summary)
+        })
+        .await
+    }
+}
+
+fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut SaveSummary) -> Result<()> {
+    let pid = env.project_id;
+    for record in &env.records.records {
+        summary.records += 1;
+        match record {
+            Record::Event(ev) => match save_event(tx, pid, ev)? {
+                Some(saved) => summary.events.push(saved),
+                None => summary.duplicates += 1,
+            },
+            Record::Transaction(t) => {
+                tx.prepare_cached(
+                    "INSERT INTO transactions (project_id, event_id, trace_id, span_id, name, op, status, start, end, release, environment, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?
+                .execute(params![
+                    pid, t.event_id, t.trace_id, t.span_id, t.name, t.op, t.status, t.start, t.end, t.release,
+                    t.environment, compress_json(&t.payload)
+                ])?;
+                note_release(tx, pid, t.release.as_deref(), t.environment.as_deref(), t.end)?;
+            }
+            Record::Spans(spans) => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, segment_id, name, op, status, start, end, is_segment, release, environment, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )?;
+                for s in spans {
+                    stmt.execute(params![
+                        pid, s.trace_id, s.span_id, s.parent_span_id, s.segment_id, s.name, s.op, s.status, s.start,
+                        s.end, s.is_segment, s.release, s.environment, s.data.to_string()
+                    ])?;
+                }
+            }
+            Record::Session(s) => {
+                // Updates for one session replace earlier state; the highest `seq` wins.
+                tx.prepare_cached(
+                    "INSERT INTO sessions (project_id, sid, did, release, environment, status, errors, init, started, timestamp, duration, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (project_id, sid) DO UPDATE SET
+                       did = COALESCE(excluded.did, did), status = excluded.status, errors = MAX(errors, excluded.errors),
+                       init = MAX(init, excluded.init), timestamp = excluded.timestamp,
+                       duration = COALESCE(excluded.duration, duration), seq = excluded.seq
+                     WHERE excluded.seq >= sessions.seq",
+                )?
+                .execute(params![
+                    pid, s.sid, s.did, s.release, s.environment, s.status, s.errors, s.init, s.started, s.timestamp,
+                    s.duration, s.seq
+                ])?;
+                note_release(tx, pid, Some(&s.release), s.environment.as_deref(), s.timestamp)?;
+            }
+            Record::SessionAggregates(aggs) => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO session_aggregates (project_id, release, environment, started, exited, errored, abnormal, crashed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT DO UPDATE SET exited = exited + excluded.exited, errored = errored + excluded.errored,
+                       abnormal = abnormal + excluded.abnormal, crashed = crashed + excluded.crashed",
+                )?;
+                for a in aggs {
+                    stmt.execute(params![
+                        pid,
+                        a.release,
+                        a.environment.clone().unwrap_or_default(),
+                        a.started,
+                        a.exited,
+                        a.errored,
+                        a.abnormal,
+                        a.crashed
+                    ])?;
+                    note_release(tx, pid, Some(&a.release), a.environment.as_deref(), a.started)?;
+                }
+            }
+            Record::CheckIn(c) => {
+                tx.prepare_cached(
+                    "INSERT INTO check_ins (project_id, check_in_id, monitor_slug, status, duration, release, environment, timestamp, trace_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    pid, c.check_in_id, c.monitor_slug, c.status, c.duration, c.release, c.environment, c.timestamp,
+                    c.trace_id
+                ])?;
+                tx.prepare_cached(
+                    "INSERT INTO monitors (project_id, slug, config, last_check_in, last_status) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET config = COALESCE(excluded.config, config),
+                       last_check_in = excluded.last_check_in, last_status = excluded.last_status",
+                )?
+                .execute(params![
+                    pid,
+                    c.monitor_slug,
+                    c.monitor_config.as_ref().map(Value::to_string),
+                    c.timestamp,
+                    c.status
+                ])?;
+            }
+            Record::Feedback(f) => {
+                tx.prepare_cached(
+                    "INSERT INTO feedback (project_id, kind, event_id, associated_event_id, name, email, message, url, timestamp, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    pid, f.kind, f.event_id, f.associated_event_id, f.name, f.email, f.message, f.url, f.timestamp,
+                    compress_json(&f.payload)
+                ])?;
+            }
+            Record::Attachment(a) => {
+                tx.prepare_cached(
+                    "INSERT INTO attachments (project_id, event_id, filename, content_type, attachment_type, size, data, received)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    pid,
+                    a.event_id,
+                    a.filename,
+                    a.content_type,
+                    a.attachment_type,
+                    a.data.len() as i64,
+                    compress(&a.data),
+                    env.received
+                ])?;
+            }
+            Record::Logs(logs) => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO logs (project_id, timestamp, trace_id, span_id, level, body, attributes, release, environment)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for l in logs {
+                    stmt.execute(params![
+                        pid,
+                        l.timestamp,
+                        l.trace_id,
+                        l.span_id,
+                        l.level,
+                        l.body,
+                        l.attributes.to_string(),
+                        l.release,
+                        l.environment
+                    ])?;
+                }
+            }
+            Record::ClientReport(items) => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO client_reports (project_id, reason, category, quantity, received) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for d in items {
+                    stmt.execute(params![pid, d.reason, d.category, d.quantity, env.received])?;
+                }
+            }
+            Record::Raw { ty, content_type, payload, truncated } => {
+                tx.prepare_cached(
+                    "INSERT INTO raw_items (project_id, type, event_id, content_type, truncated, received, payload)
+                     VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![pid, ty, content_type, truncated, env.received, compress(payload)])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn note_release(tx: &Transaction<'_>, pid: i64, release: Option<&str>, env: Option<&str>, ts: f64) -> Result<()> {
+    if let Some(r) = release {
+        tx.prepare_cached(
+            "INSERT INTO releases (project_id, version, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)",
+        )?
+        .execute(params![pid, r, ts])?;
+    }
+    if let Some(e) = env {
+        tx.prepare_cached("INSERT OR IGNORE INTO environments (project_id, name) VALUES (?1, ?2)")?
+            .execute(params![pid, e])?;
+    }
+    Ok(())
+}
+
+/// Search-only keys recorded alongside an event's tags, so `user.email:` and friends can
+/// be filtered without scanning events.
+fn search_keys(ev: &ProcessedEvent) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(user) = ev.payload.get("user") {
+        for (field, key) in [("id", "user.id"), ("email", "user.email"), ("username", "user.username"), ("ip_address", "user.ip")] {
+            if let Some(v) = user.get(field).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
+            {
+                out.push((key.to_owned(), v));
+            }
+        }
+    }
+    out
+}
+
+fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Option<SavedEvent>> {
+    // SDKs retry; an event id already stored is a duplicate, not a second occurrence.
+    let exists: Option<i64> = tx
+        .prepare_cached("SELECT id FROM events WHERE project_id = ?1 AND event_id = ?2")?
+        .query_row(params![pid, ev.event_id], |r| r.get(0))
+        .optional()?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    let mut issue_id: Option<i64> = None;
+    {
+        let mut stmt = tx.prepare_cached("SELECT issue_id FROM grouphashes WHERE project_id = ?1 AND hash = ?2")?;
+        for h in &ev.grouping.hashes {
+            if let Some(id) = stmt.query_row(params![pid, h], |r| r.get::<_, i64>(0)).optional()? {
+                issue_id = Some(id);
+                break;
+            }
+        }
+    }
+    let new_issue = issue_id.is_none();
+    let issue_id = match issue_id {
+        Some(id) => id,
+        None => create_issue(tx, pid, ev)?,
+    };
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO grouphashes (project_id, hash, issue_id, config) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for h in &ev.grouping.hashes {
+            stmt.execute(params![pid, h, issue_id, ev.grouping.config])?;
+        }
+    }
+    let primary_hash = ev.grouping.hashes.first().cloned().unwrap_or_default();
+    tx.prepare_cached(
+        "INSERT INTO events (project_id, event_id, issue_id, timestamp, received, level, release, environment, user_key, trace_id, primary_hash, grouping, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        pid,
+        ev.event_id,
+        issue_id,
+        ev.timestamp,
+        ev.received,
+        ev.level,
+        ev.release,
+        ev.environment,
+        ev.user_key,
+        ev.trace_id,
+        primary_hash,
+        compress_json(&ev.grouping),
+        compress_json(&ev.payload)
+    ])?;
+
+    // Counters.
+    let new_user = match &ev.user_key {
+        Some(u) => {
+            tx.prepare_cached("INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)")?
+                .execute(params![issue_id, u])?
+                > 0
+        }
+        None => false,
+    };
+    let hour = (ev.timestamp / 3600.0).floor() as i64;
+    tx.prepare_cached(
+        "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, 1) ON CONFLICT DO UPDATE SET count = count + 1",
+    )?
+    .execute(params![issue_id, hour])?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+             ON CONFLICT DO UPDATE SET count = count + 1, first_seen = MIN(first_seen, excluded.first_seen),
+               last_seen = MAX(last_seen, excluded.last_seen)",
+        )?;
+        for (k, v) in ev.tags.iter().chain(search_keys(ev).iter()) {
+            stmt.execute(params![issue_id, k, v, ev.timestamp])?;
+        }
+    }
+    note_release(tx, pid, ev.release.as_deref(), ev.environment.as_deref(), ev.timestamp)?;
+    if !new_issue {
+        tx.prepare_cached(
+            "UPDATE issues SET times_seen = times_seen + 1, user_count = user_count + ?2,
+               first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3),
+               title = ?4, culprit = ?5, level = ?6, metadata = ?7, last_release = COALESCE(?8, last_release)
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            issue_id,
+            new_user as i64,
+            ev.timestamp,
+            ev.title,
+            ev.culprit,
+            ev.level,
+            ev.metadata.to_string(),
+            ev.release
+        ])?;
+    } else if new_user {
+        tx.prepare_cached("UPDATE issues SET user_count = 1 WHERE id = ?1")?.execute([issue_id])?;
+    }
+    let regressed = if new_issue { false } else { apply_lifecycle(tx, pid, issue_id, ev)? };
+    Ok(Some(SavedEvent { event_id: ev.event_id.clone(), issue_id, new_issue, regressed }))
+}
+
+fn create_issue(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<i64> {
+    let short_id: i64 = tx
+        .prepare_cached("UPDATE projects SET next_short_id = next_short_id + 1 WHERE id = ?1 RETURNING next_short_id - 1")?
+        .query_row([pid], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO issues (project_id, short_id, title, culprit, level, type, platform, metadata, status, substatus,
+           first_seen, last_seen, times_seen, user_count, first_release, last_release)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unresolved', 'new', ?9, ?9, 1, 0, ?10, ?10)",
+    )?
+    .execute(params![
+        pid,
+        short_id,
+        ev.title,
+        ev.culprit,
+        ev.level,
+        ev.ty,
+        ev.platform,
+        ev.metadata.to_string(),
+        ev.timestamp,
+        ev.release
+    ])?;
+    let id = tx.last_insert_rowid();
+    record_activity(tx, id, "first_seen", &json!({"release": ev.release}), None)?;
+    Ok(id)
+}
+
+pub(crate) fn record_activity(tx: &Transaction<'_>, issue_id: i64, ty: &str, data: &Value, user: Option<i64>) -> Result<()> {
+    tx.prepare_cached("INSERT INTO activity (issue_id, type, data, user_id, created) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![issue_id, ty, data.to_string(), user, crate::sqlite::now()])?;
+    Ok(())
+}
+
+/// Applies the issue lifecycle to an event joining an existing issue. Returns whether it
+/// regressed the issue.
+fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &ProcessedEvent) -> Result<bool> {
+    let (status, resolution, ignore, times_seen, users): (String, Option<String>, Option<String>, i64, i64) = tx
+        .prepare_cached("SELECT status, resolution, ignore_condition, times_seen, user_count FROM issues WHERE id = ?1")?
+        .query_row([issue_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    let status = Status::parse(&status).unwrap_or(Status::Unresolved);
+    if status == Status::Unresolved {
+        return Ok(false);
+    }
+    let state = IssueState {
+        status,
+        resolution: resolution.and_then(|r| serde_json::from_str(&r).ok()),
+        ignore: ignore.and_then(|r| serde_json::from_str(&r).ok()),
+    };
+    let mut first_seen: HashMap<String, f64> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT version, first_seen FROM releases WHERE project_id = ?1")?;
+        let rows = stmt.query_map([pid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
+        for row in rows {
+            let (v, t) = row?;
+            first_seen.insert(v, t);
+        }
+    }
+    let cmp = |a: &str, b: &str| {
+        lifecycle::compare_releases(a, b, *first_seen.get(a).unwrap_or(&f64::MAX), *first_seen.get(b).unwrap_or(&f64::MAX))
+    };
+    let transition = lifecycle::on_event(&state, ev.release.as_deref(), ev.received, times_seen as u64, users as u64, &cmp);
+    match transition {
+        Transition::None => Ok(false),
+        Transition::Regressed => {
+            tx.prepare_cached(
+                "UPDATE issues SET status = 'unresolved', substatus = 'regressed', resolution = NULL, resolved_at = NULL WHERE id = ?1",
+            )?
+            .execute([issue_id])?;
+            record_activity(tx, issue_id, "set_regression", &json!({"version": ev.release, "event_id": ev.event_id}), None)?;
+            Ok(true)
+        }
+        Transition::Unignored => {
+            tx.prepare_cached(
+                "UPDATE issues SET status = 'unresolved', substatus = 'ongoing', ignore_condition = NULL WHERE id = ?1",
+            )?
+            .execute([issue_id])?;
+            record_activity(tx, issue_id, "set_unresolved", &json!({"reason": "ignore condition met"}), None)?;
+            Ok(false)
+        }
+    }
+}
