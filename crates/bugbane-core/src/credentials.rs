@@ -1,19 +1,28 @@
 //! Password and token hashing. Random bytes come from the caller: this crate does no I/O.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
 /// Hashes a password into a PHC string with Argon2id and the given 16 random bytes of salt.
-pub fn hash_password(password: &str, salt: &[u8; 16]) -> Result<String, argon2::password_hash::Error> {
+pub fn hash_password(
+    password: &str,
+    salt: &[u8; 16],
+) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::encode_b64(salt)?;
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Checks a password against a PHC string; a malformed hash never verifies.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

@@ -53,7 +53,12 @@ pub struct Component {
 
 impl Component {
     fn new(id: &str, values: Vec<String>, contributes: bool, hint: Option<&str>) -> Self {
-        Component { id: id.into(), values, contributes, hint: hint.map(Into::into) }
+        Component {
+            id: id.into(),
+            values,
+            contributes,
+            hint: hint.map(Into::into),
+        }
     }
 }
 
@@ -109,7 +114,11 @@ pub fn group_event(event: &Map<String, Value>) -> Grouping {
                 let mut values: Vec<String> = Vec::new();
                 for p in &fp {
                     if is_default(p) {
-                        values.extend(contributing_values(&v.components).into_iter().map(str::to_owned));
+                        values.extend(
+                            contributing_values(&v.components)
+                                .into_iter()
+                                .map(str::to_owned),
+                        );
                     } else {
                         values.push(resolve_variable(p, &ev));
                     }
@@ -117,7 +126,10 @@ pub fn group_event(event: &Map<String, Value>) -> Grouping {
                 let mut components = v.components.clone();
                 components.push(Component::new(
                     "fingerprint",
-                    fp.iter().filter(|p| !is_default(p)).map(|p| resolve_variable(p, &ev)).collect(),
+                    fp.iter()
+                        .filter(|p| !is_default(p))
+                        .map(|p| resolve_variable(p, &ev))
+                        .collect(),
                     true,
                     Some("fingerprint values extend the default grouping"),
                 ));
@@ -145,7 +157,11 @@ pub fn group_event(event: &Map<String, Value>) -> Grouping {
     if hashes.is_empty() {
         hashes.push(EMPTY_HASH.into());
     }
-    Grouping { config: GROUPING_CONFIG.into(), hashes, variants }
+    Grouping {
+        config: GROUPING_CONFIG.into(),
+        hashes,
+        variants,
+    }
 }
 
 fn fingerprint_of(event: &Map<String, Value>) -> Option<Vec<String>> {
@@ -165,7 +181,13 @@ fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
             let contributes = !values.is_empty();
             let hash = contributes.then(|| md5_of(values));
             (
-                GroupingVariant { name: (*name).into(), hash, contributes, hint: None, components },
+                GroupingVariant {
+                    name: (*name).into(),
+                    hash,
+                    contributes,
+                    hint: None,
+                    components,
+                },
                 has_stack,
             )
         })
@@ -174,7 +196,10 @@ fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
     for (v, has_stack) in &mut out {
         if any_stack && !*has_stack && v.contributes {
             v.contributes = false;
-            v.hint = Some(format!("ignored because the {} variant has no in-app frames while another variant has a stack trace", v.name));
+            v.hint = Some(format!(
+                "ignored because the {} variant has no in-app frames while another variant has a stack trace",
+                v.name
+            ));
             v.hash = None;
         }
     }
@@ -188,18 +213,25 @@ fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
 /// Components for one variant and whether a stack trace contributed.
 fn event_components(ev: &Value, app_only: bool) -> (Vec<Component>, bool) {
     let platform = get_str(ev, &["platform"]).unwrap_or("other");
-    if let Some(excs) = ev.get("exception").and_then(|e| e.get("values")).and_then(Value::as_array)
+    if let Some(excs) = ev
+        .get("exception")
+        .and_then(|e| e.get("values"))
+        .and_then(Value::as_array)
         && !excs.is_empty()
     {
         let mut comps = Vec::new();
         let mut any_stack = false;
         for e in excs {
-            let frames = e.get("stacktrace").map(|s| stacktrace_components(s, platform, app_only)).unwrap_or_default();
+            let frames = e
+                .get("stacktrace")
+                .map(|s| stacktrace_components(s, platform, app_only))
+                .unwrap_or_default();
             let stack_contributes = frames.iter().any(|c| c.contributes);
             any_stack |= stack_contributes;
             comps.extend(frames);
             if let Some(t) = get_str(e, &["type"]) {
-                let synthetic = e.get("mechanism").and_then(|m| m.get("synthetic")) == Some(&Value::Bool(true));
+                let synthetic =
+                    e.get("mechanism").and_then(|m| m.get("synthetic")) == Some(&Value::Bool(true));
                 comps.push(Component::new(
                     "type",
                     vec![t.to_owned()],
@@ -224,8 +256,18 @@ fn event_components(ev: &Value, app_only: bool) -> (Vec<Component>, bool) {
             return (comps, true);
         }
     }
-    if let Some(msg) = get_str(ev, &["logentry", "message"]).or_else(|| get_str(ev, &["logentry", "formatted"])) {
-        return (vec![Component::new("message", vec![normalize_message(msg)], true, None)], false);
+    if let Some(msg) =
+        get_str(ev, &["logentry", "message"]).or_else(|| get_str(ev, &["logentry", "formatted"]))
+    {
+        return (
+            vec![Component::new(
+                "message",
+                vec![normalize_message(msg)],
+                true,
+                None,
+            )],
+            false,
+        );
     }
     (Vec::new(), false)
 }
@@ -233,10 +275,15 @@ fn event_components(ev: &Value, app_only: bool) -> (Vec<Component>, bool) {
 fn relevant_thread_stacktrace(ev: &Value) -> Option<&Value> {
     let threads = ev.get("threads")?.get("values")?.as_array()?;
     let pick = |flag: &str| {
-        let c: Vec<&Value> = threads.iter().filter(|t| t.get(flag) == Some(&Value::Bool(true))).collect();
+        let c: Vec<&Value> = threads
+            .iter()
+            .filter(|t| t.get(flag) == Some(&Value::Bool(true)))
+            .collect();
         (c.len() == 1).then(|| c[0])
     };
-    let t = pick("crashed").or_else(|| pick("current")).or_else(|| (threads.len() == 1).then(|| &threads[0]))?;
+    let t = pick("crashed")
+        .or_else(|| pick("current"))
+        .or_else(|| (threads.len() == 1).then(|| &threads[0]))?;
     t.get("stacktrace")
 }
 
@@ -253,17 +300,30 @@ fn family(platform: &str) -> &'static str {
 }
 
 fn is_url(path: &str, include_file: bool) -> bool {
-    ["http:", "https:", "applewebdata:", "blob:"].iter().any(|p| path.starts_with(p)) || (include_file && path.starts_with("file:"))
+    ["http:", "https:", "applewebdata:", "blob:"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || (include_file && path.starts_with("file:"))
 }
 
 /// Frames whose code is machinery, not the cause: excluded from grouping (`-group`).
 fn group_excluded(f: &Value, fam: &str) -> bool {
     let func = get_str(f, &["function"]).unwrap_or_default();
-    let path = get_str(f, &["abs_path"]).or_else(|| get_str(f, &["filename"])).unwrap_or_default();
+    let path = get_str(f, &["abs_path"])
+        .or_else(|| get_str(f, &["filename"]))
+        .unwrap_or_default();
     match fam {
         "javascript" => {
-            matches!(func, "runMicrotasks" | "processTicksAndRejections" | "nextTick" | "queueMicrotask" | "runNextTicks")
-                || ["@babel/", "core-js/", "regenerator-runtime/", "tslib/"].iter().any(|p| path.contains(p))
+            matches!(
+                func,
+                "runMicrotasks"
+                    | "processTicksAndRejections"
+                    | "nextTick"
+                    | "queueMicrotask"
+                    | "runNextTicks"
+            ) || ["@babel/", "core-js/", "regenerator-runtime/", "tslib/"]
+                .iter()
+                .any(|p| path.contains(p))
         }
         "java" => get_str(f, &["module"]).is_some_and(|m| m.starts_with("io.sentry.")),
         _ => false,
@@ -273,20 +333,31 @@ fn group_excluded(f: &Value, fam: &str) -> bool {
 /// Rust panic machinery: the frame and everything it called are excluded.
 fn starts_panic_machinery(f: &Value) -> bool {
     let func = get_str(f, &["function"]).unwrap_or_default();
-    ["std::panicking::", "core::panicking::", "rust_begin_unwind", "__rust_start_panic", "std::sys::backtrace::"]
-        .iter()
-        .any(|p| func.starts_with(p))
+    [
+        "std::panicking::",
+        "core::panicking::",
+        "rust_begin_unwind",
+        "__rust_start_panic",
+        "std::sys::backtrace::",
+    ]
+    .iter()
+    .any(|p| func.starts_with(p))
 }
 
 fn stacktrace_components(st: &Value, event_platform: &str, app_only: bool) -> Vec<Component> {
-    let Some(frames) = st.get("frames").and_then(Value::as_array) else { return Vec::new() };
+    let Some(frames) = st.get("frames").and_then(Value::as_array) else {
+        return Vec::new();
+    };
     let mut out = Vec::with_capacity(frames.len());
     let mut prev_key: Option<[Option<&Value>; 7]> = None;
     let mut in_panic = false;
     for f in frames {
         let platform = get_str(f, &["platform"]).unwrap_or(event_platform);
         let fam = family(platform);
-        let key = ["abs_path", "package", "module", "filename", "function", "lineno", "colno"].map(|k| f.get(k));
+        let key = [
+            "abs_path", "package", "module", "filename", "function", "lineno", "colno",
+        ]
+        .map(|k| f.get(k));
         let recursion = prev_key.as_ref() == Some(&key);
         prev_key = Some(key);
         let (values, label) = frame_values(f, platform, fam);
@@ -338,8 +409,15 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
     let func_name = raw_func.map(|s| trim_function(s, fam));
     // Whole-frame exclusions for JavaScript.
     if fam == "javascript" {
-        let fname_tail = func_name.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f));
-        if fname_tail == Some("eval") || matches!(abs_path, "[native code]" | "native code" | "eval code" | "<anonymous>") {
+        let fname_tail = func_name
+            .as_deref()
+            .map(|f| f.rsplit('.').next().unwrap_or(f));
+        if fname_tail == Some("eval")
+            || matches!(
+                abs_path,
+                "[native code]" | "native code" | "eval code" | "<anonymous>"
+            )
+        {
             return (Vec::new(), "native or eval frame".into());
         }
     }
@@ -347,14 +425,19 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
     let mut label = Vec::new();
 
     let module = get_str(f, &["module"]).filter(|m| {
-        !(fam == "javascript" && m.contains('/') && abs_path.ends_with(m)) && !(fam == "java" && m.contains("$$Lambda$"))
+        !(fam == "javascript" && m.contains('/') && abs_path.ends_with(m))
+            && !(fam == "java" && m.contains("$$Lambda$"))
     });
     if let Some(m) = module {
         values.push(m.to_owned());
         label.push(format!("module {m}"));
     } else if let Some(name) = get_str(f, &["filename"]) {
         let url = is_url(abs_path, false);
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(name).to_lowercase();
+        let base = name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(name)
+            .to_lowercase();
         if !url && !matches!(name, "<anonymous>" | "[native code]") && !base.is_empty() {
             values.push(base.clone());
             label.push(format!("file {base}"));
@@ -366,21 +449,36 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
         .flatten()
         .filter(|raw| raw.chars().count() <= 120)
         .filter(|_| !(fam == "javascript" && raw_func.is_none() && is_url(abs_path, true)))
-        .map(|raw| raw.replace('\t', "  ").split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|raw| {
+            raw.replace('\t', "  ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .filter(|c| !c.is_empty());
 
     if let Some(func) = func_name {
-        let func = if fam == "javascript" { func.rsplit('.').next().unwrap_or(&func).to_owned() } else { func };
+        let func = if fam == "javascript" {
+            func.rsplit('.').next().unwrap_or(&func).to_owned()
+        } else {
+            func
+        };
         let bad = match fam {
             "javascript" => {
-                matches!(func.as_str(), "?" | "<anonymous function>" | "<anonymous>" | "Anonymous function") || func.ends_with("/<")
+                matches!(
+                    func.as_str(),
+                    "?" | "<anonymous function>" | "<anonymous>" | "Anonymous function"
+                ) || func.ends_with("/<")
             }
             "java" => func.starts_with("lambda$"),
             "native" => matches!(func.as_str(), "<redacted>" | "<unknown>"),
             "php" => func.starts_with("[Anonymous") || func.starts_with("class@anonymous"),
             _ => false,
         };
-        let sourcemapped = f.get("data").and_then(|d| d.get("sourcemap")).is_some_and(|s| !s.is_null());
+        let sourcemapped = f
+            .get("data")
+            .and_then(|d| d.get("sourcemap"))
+            .is_some_and(|s| !s.is_null());
         if !bad && !(fam == "javascript" && sourcemapped && context.is_some()) && !func.is_empty() {
             label.push(format!("function {func}"));
             values.push(func);
@@ -418,7 +516,10 @@ fn trim_function(name: &str, fam: &str) -> String {
 /// Resolves a fingerprint variable such as `{{ transaction }}`; literal parts pass through.
 fn resolve_variable(part: &str, ev: &Value) -> String {
     let trimmed = part.trim();
-    let Some(inner) = trimmed.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")) else {
+    let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|s| s.strip_suffix("}}"))
+    else {
         return part.to_owned();
     };
     let var = inner.trim();
@@ -431,19 +532,31 @@ fn resolve_variable(part: &str, ev: &Value) -> String {
         .and_then(|p| p.get("stacktrace"))
         .and_then(|s| s.get("frames"))
         .and_then(Value::as_array)
-        .and_then(|fr| fr.iter().rev().find(|f| f.get("in_app") == Some(&Value::Bool(true))).or(fr.last()));
+        .and_then(|fr| {
+            fr.iter()
+                .rev()
+                .find(|f| f.get("in_app") == Some(&Value::Bool(true)))
+                .or(fr.last())
+        });
     let or = |v: Option<&str>, ph: &str| v.map(str::to_owned).unwrap_or_else(|| ph.to_owned());
     match var {
         "transaction" => or(get_str(ev, &["transaction"]), "<no-transaction>"),
         "message" => or(crate::normalize::event_message(ev), "<no-message>"),
         "type" | "error.type" => or(primary.and_then(|p| get_str(p, &["type"])), "<no-type>"),
         "value" | "error.value" => or(primary.and_then(|p| get_str(p, &["value"])), "<no-value>"),
-        "function" | "stack.function" => or(crash_frame.and_then(|f| get_str(f, &["function"])), "<no-function>"),
+        "function" | "stack.function" => or(
+            crash_frame.and_then(|f| get_str(f, &["function"])),
+            "<no-function>",
+        ),
         "path" | "stack.abs_path" => or(
-            crash_frame.and_then(|f| get_str(f, &["abs_path"]).or_else(|| get_str(f, &["filename"]))),
+            crash_frame
+                .and_then(|f| get_str(f, &["abs_path"]).or_else(|| get_str(f, &["filename"]))),
             "<no-abs-path>",
         ),
-        "module" | "stack.module" => or(crash_frame.and_then(|f| get_str(f, &["module"])), "<no-module>"),
+        "module" | "stack.module" => or(
+            crash_frame.and_then(|f| get_str(f, &["module"])),
+            "<no-module>",
+        ),
         "package" | "stack.package" => or(
             crash_frame
                 .and_then(|f| get_str(f, &["package"]))
@@ -455,7 +568,11 @@ fn resolve_variable(part: &str, ev: &Value) -> String {
         other => match other.strip_prefix("tags.") {
             Some(tag) => {
                 let v = ev.get("tags").and_then(Value::as_array).and_then(|t| {
-                    t.iter().find_map(|p| (p.get(0)?.as_str()? == tag).then(|| p.get(1)?.as_str()).flatten())
+                    t.iter().find_map(|p| {
+                        (p.get(0)?.as_str()? == tag)
+                            .then(|| p.get(1)?.as_str())
+                            .flatten()
+                    })
                 });
                 or(v, &format!("<no-value-for-tag-{tag}>"))
             }

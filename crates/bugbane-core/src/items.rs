@@ -6,7 +6,9 @@
 use bugbane_protocol::{Envelope, ItemType};
 use serde_json::{Map, Value};
 
-use crate::process::{ProcessContext, ProcessedEvent, ProcessedTransaction, process_event, process_transaction};
+use crate::process::{
+    ProcessContext, ProcessedEvent, ProcessedTransaction, process_event, process_transaction,
+};
 use crate::time_fmt::parse_timestamp;
 use crate::value::{get_str, scalar_string, truncate};
 
@@ -23,7 +25,12 @@ pub enum Record {
     Attachment(Attachment),
     Logs(Vec<LogEntry>),
     ClientReport(Vec<Discarded>),
-    Raw { ty: String, content_type: Option<String>, payload: Vec<u8>, truncated: bool },
+    Raw {
+        ty: String,
+        content_type: Option<String>,
+        payload: Vec<u8>,
+        truncated: bool,
+    },
 }
 
 /// A span, from a transaction's `spans` or from span-first `span` items.
@@ -141,7 +148,11 @@ pub struct EnvelopeRecords {
 }
 
 /// Processes every item of an envelope. `max_raw` bounds what is kept of unstructured items.
-pub fn process_envelope(env: &Envelope<'_>, ctx: &ProcessContext, max_raw: usize) -> EnvelopeRecords {
+pub fn process_envelope(
+    env: &Envelope<'_>,
+    ctx: &ProcessContext,
+    max_raw: usize,
+) -> EnvelopeRecords {
     let mut out = EnvelopeRecords::default();
     let envelope_event_id = env.header.event_id().map(|e| e.to_string());
     let received = ctx.normalize.received;
@@ -161,7 +172,9 @@ pub fn process_envelope(env: &Envelope<'_>, ctx: &ProcessContext, max_raw: usize
                     v
                 })
                 .map_err(|e| e.to_string()),
-            ItemType::Span => json().map(|v| vec![Record::Spans(span_items(&v))]).ok_or_else(|| "invalid span JSON".into()),
+            ItemType::Span => json()
+                .map(|v| vec![Record::Spans(span_items(&v))])
+                .ok_or_else(|| "invalid span JSON".into()),
             ItemType::Session => json()
                 .and_then(|v| session_update(&v, received))
                 .map(|s| vec![Record::Session(s)])
@@ -174,19 +187,35 @@ pub fn process_envelope(env: &Envelope<'_>, ctx: &ProcessContext, max_raw: usize
                 .map(|c| vec![Record::CheckIn(c)])
                 .ok_or_else(|| "invalid check-in".into()),
             ItemType::Feedback => json()
-                .map(|v| vec![Record::Feedback(feedback(&v, received, envelope_event_id.as_deref()))])
+                .map(|v| {
+                    vec![Record::Feedback(feedback(
+                        &v,
+                        received,
+                        envelope_event_id.as_deref(),
+                    ))]
+                })
                 .ok_or_else(|| "invalid feedback JSON".into()),
             ItemType::UserReport => json()
                 .map(|v| vec![Record::Feedback(user_report(&v, received))])
                 .ok_or_else(|| "invalid user report JSON".into()),
             ItemType::Attachment => Ok(vec![Record::Attachment(Attachment {
                 event_id: envelope_event_id.clone(),
-                filename: item.header.filename.clone().unwrap_or_else(|| "attachment".into()),
+                filename: item
+                    .header
+                    .filename
+                    .clone()
+                    .unwrap_or_else(|| "attachment".into()),
                 content_type: item.header.content_type.clone(),
-                attachment_type: item.header.attachment_type.clone().unwrap_or_else(|| "event.attachment".into()),
+                attachment_type: item
+                    .header
+                    .attachment_type
+                    .clone()
+                    .unwrap_or_else(|| "event.attachment".into()),
                 data: item.payload.to_vec(),
             })]),
-            ItemType::Log => json().map(|v| vec![Record::Logs(log_items(&v))]).ok_or_else(|| "invalid log JSON".into()),
+            ItemType::Log => json()
+                .map(|v| vec![Record::Logs(log_items(&v))])
+                .ok_or_else(|| "invalid log JSON".into()),
             ItemType::ClientReport => json()
                 .map(|v| vec![Record::ClientReport(client_report(&v))])
                 .ok_or_else(|| "invalid client report".into()),
@@ -218,7 +247,9 @@ fn attr(attrs: &Value, name: &str) -> Option<String> {
 }
 
 fn transaction_spans(t: &ProcessedTransaction) -> Vec<Span> {
-    let Some(trace_id) = t.trace_id.clone() else { return Vec::new() };
+    let Some(trace_id) = t.trace_id.clone() else {
+        return Vec::new();
+    };
     let mut spans = Vec::new();
     if let Some(span_id) = &t.span_id {
         let trace = t.payload.get("contexts").and_then(|c| c.get("trace"));
@@ -235,12 +266,26 @@ fn transaction_spans(t: &ProcessedTransaction) -> Vec<Span> {
             is_segment: true,
             release: t.release.clone(),
             environment: t.environment.clone(),
-            data: trace.and_then(|c| c.get("data")).cloned().unwrap_or(Value::Null),
+            data: trace
+                .and_then(|c| c.get("data"))
+                .cloned()
+                .unwrap_or(Value::Null),
         });
     }
-    for sp in t.payload.get("spans").and_then(Value::as_array).into_iter().flatten() {
-        let Some(span_id) = s(sp, &["span_id"]) else { continue };
-        let start = sp.get("start_timestamp").and_then(parse_timestamp).unwrap_or(t.start);
+    for sp in t
+        .payload
+        .get("spans")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(span_id) = s(sp, &["span_id"]) else {
+            continue;
+        };
+        let start = sp
+            .get("start_timestamp")
+            .and_then(parse_timestamp)
+            .unwrap_or(t.start);
         spans.push(Span {
             trace_id: s(sp, &["trace_id"]).unwrap_or_else(|| trace_id.clone()),
             span_id,
@@ -250,7 +295,10 @@ fn transaction_spans(t: &ProcessedTransaction) -> Vec<Span> {
             op: s(sp, &["op"]),
             status: s(sp, &["status"]),
             start,
-            end: sp.get("timestamp").and_then(parse_timestamp).unwrap_or(start),
+            end: sp
+                .get("timestamp")
+                .and_then(parse_timestamp)
+                .unwrap_or(start),
             is_segment: false,
             release: t.release.clone(),
             environment: t.environment.clone(),
@@ -275,7 +323,9 @@ fn span_items(v: &Value) -> Vec<Span> {
                 span_id: s(sp, &["span_id"])?,
                 parent_span_id: s(sp, &["parent_span_id"]),
                 segment_id: attr(&attrs, "sentry.segment.id"),
-                name: s(sp, &["name"]).or_else(|| s(sp, &["description"])).unwrap_or_default(),
+                name: s(sp, &["name"])
+                    .or_else(|| s(sp, &["description"]))
+                    .unwrap_or_default(),
                 op: attr(&attrs, "sentry.op").or_else(|| s(sp, &["op"])),
                 status: s(sp, &["status"]),
                 start,
@@ -284,7 +334,10 @@ fn span_items(v: &Value) -> Vec<Span> {
                     .or_else(|| sp.get("timestamp"))
                     .and_then(parse_timestamp)
                     .unwrap_or(start),
-                is_segment: sp.get("is_segment").and_then(Value::as_bool).unwrap_or(false),
+                is_segment: sp
+                    .get("is_segment")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 release: attr(&attrs, "sentry.release"),
                 environment: attr(&attrs, "sentry.environment"),
                 data: attrs,
@@ -297,7 +350,11 @@ fn session_update(v: &Value, received: f64) -> Option<SessionUpdate> {
     let sid = s(v, &["sid"])?;
     let release = s(v, &["attrs", "release"])?;
     let started = v.get("started").and_then(parse_timestamp)?;
-    let timestamp = v.get("timestamp").and_then(parse_timestamp).unwrap_or(received).max(started);
+    let timestamp = v
+        .get("timestamp")
+        .and_then(parse_timestamp)
+        .unwrap_or(received)
+        .max(started);
     // Relay drops updates older than five days or more than a minute in the future.
     if timestamp < received - 5.0 * 86400.0 || timestamp > received + 60.0 {
         return None;
@@ -319,7 +376,9 @@ fn session_update(v: &Value, received: f64) -> Option<SessionUpdate> {
 }
 
 fn session_aggregates(v: &Value) -> Vec<SessionAggregate> {
-    let Some(release) = s(v, &["attrs", "release"]) else { return Vec::new() };
+    let Some(release) = s(v, &["attrs", "release"]) else {
+        return Vec::new();
+    };
     let environment = s(v, &["attrs", "environment"]);
     v.get("aggregates")
         .and_then(Value::as_array)
@@ -364,7 +423,11 @@ fn check_in(v: &Value, received: f64) -> Option<CheckIn> {
 }
 
 fn feedback(v: &Value, received: f64, envelope_event_id: Option<&str>) -> Feedback {
-    let f = v.get("contexts").and_then(|c| c.get("feedback")).cloned().unwrap_or(Value::Null);
+    let f = v
+        .get("contexts")
+        .and_then(|c| c.get("feedback"))
+        .cloned()
+        .unwrap_or(Value::Null);
     Feedback {
         kind: "feedback",
         event_id: s(v, &["event_id"]).or_else(|| envelope_event_id.map(str::to_owned)),
@@ -375,7 +438,10 @@ fn feedback(v: &Value, received: f64, envelope_event_id: Option<&str>) -> Feedba
         email: s(&f, &["contact_email"]),
         message: truncate(&s(&f, &["message"]).unwrap_or_default(), 4096),
         url: s(&f, &["url"]),
-        timestamp: v.get("timestamp").and_then(parse_timestamp).unwrap_or(received),
+        timestamp: v
+            .get("timestamp")
+            .and_then(parse_timestamp)
+            .unwrap_or(received),
         payload: v.clone(),
     }
 }
@@ -402,7 +468,10 @@ fn log_items(v: &Value) -> Vec<LogEntry> {
         .into_iter()
         .flatten()
         .map(|l| {
-            let attrs = l.get("attributes").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+            let attrs = l
+                .get("attributes")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Map::new()));
             LogEntry {
                 timestamp: l.get("timestamp").and_then(parse_timestamp).unwrap_or(0.0),
                 trace_id: s(l, &["trace_id"]),
@@ -418,15 +487,20 @@ fn log_items(v: &Value) -> Vec<LogEntry> {
 }
 
 fn client_report(v: &Value) -> Vec<Discarded> {
-    ["discarded_events", "rate_limited_events", "filtered_events", "filtered_sampling_events"]
-        .iter()
-        .flat_map(|k| v.get(*k).and_then(Value::as_array).into_iter().flatten())
-        .filter_map(|d| {
-            Some(Discarded {
-                reason: s(d, &["reason"]).unwrap_or_else(|| "unknown".into()),
-                category: s(d, &["category"])?,
-                quantity: d.get("quantity").and_then(Value::as_i64).unwrap_or(0),
-            })
+    [
+        "discarded_events",
+        "rate_limited_events",
+        "filtered_events",
+        "filtered_sampling_events",
+    ]
+    .iter()
+    .flat_map(|k| v.get(*k).and_then(Value::as_array).into_iter().flatten())
+    .filter_map(|d| {
+        Some(Discarded {
+            reason: s(d, &["reason"]).unwrap_or_else(|| "unknown".into()),
+            category: s(d, &["category"])?,
+            quantity: d.get("quantity").and_then(Value::as_i64).unwrap_or(0),
         })
-        .collect()
+    })
+    .collect()
 }

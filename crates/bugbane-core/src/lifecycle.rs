@@ -117,7 +117,11 @@ pub fn on_event(
                 let by_time = c.until.is_some_and(|u| now >= u);
                 let by_count = c.count.is_some_and(|n| times_seen >= c.base_count + n);
                 let by_users = c.user_count.is_some_and(|n| users >= c.base_users + n);
-                if by_time || by_count || by_users { Transition::Unignored } else { Transition::None }
+                if by_time || by_count || by_users {
+                    Transition::Unignored
+                } else {
+                    Transition::None
+                }
             }
             None => Transition::None,
         },
@@ -129,7 +133,9 @@ pub fn on_event(
 pub fn compare_releases(a: &str, b: &str, first_seen_a: f64, first_seen_b: f64) -> Ordering {
     match (semver(a), semver(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
-        _ => first_seen_a.partial_cmp(&first_seen_b).unwrap_or(Ordering::Equal),
+        _ => first_seen_a
+            .partial_cmp(&first_seen_b)
+            .unwrap_or(Ordering::Equal),
     }
 }
 
@@ -141,7 +147,11 @@ fn semver(r: &str) -> Option<(Vec<u64>, bool, String)> {
         Some((c, p)) => (c, p.to_owned()),
         None => (v, String::new()),
     };
-    let nums: Option<Vec<u64>> = core.trim_start_matches('v').split('.').map(|p| p.parse().ok()).collect();
+    let nums: Option<Vec<u64>> = core
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect();
     let nums = nums.filter(|n| !n.is_empty() && n.len() <= 4)?;
     Some((nums, pre.is_empty(), pre))
 }
@@ -155,32 +165,75 @@ mod tests {
     }
 
     fn state(status: Status, resolution: Option<Resolution>) -> IssueState {
-        IssueState { status, resolution, ignore: None }
+        IssueState {
+            status,
+            resolution,
+            ignore: None,
+        }
     }
 
     #[test]
     fn regressions() {
         let now = state(Status::Resolved, Some(Resolution::Now));
         assert_eq!(on_event(&now, None, 0.0, 2, 0, &cmp), Transition::Regressed);
-        let next = state(Status::Resolved, Some(Resolution::InNextRelease { current: Some("app@1.2.0".into()) }));
-        assert_eq!(on_event(&next, Some("app@1.2.0"), 0.0, 2, 0, &cmp), Transition::None);
-        assert_eq!(on_event(&next, Some("app@1.1.9"), 0.0, 2, 0, &cmp), Transition::None);
-        assert_eq!(on_event(&next, Some("app@1.10.0"), 0.0, 2, 0, &cmp), Transition::Regressed);
+        let next = state(
+            Status::Resolved,
+            Some(Resolution::InNextRelease {
+                current: Some("app@1.2.0".into()),
+            }),
+        );
+        assert_eq!(
+            on_event(&next, Some("app@1.2.0"), 0.0, 2, 0, &cmp),
+            Transition::None
+        );
+        assert_eq!(
+            on_event(&next, Some("app@1.1.9"), 0.0, 2, 0, &cmp),
+            Transition::None
+        );
+        assert_eq!(
+            on_event(&next, Some("app@1.10.0"), 0.0, 2, 0, &cmp),
+            Transition::Regressed
+        );
         assert_eq!(on_event(&next, None, 0.0, 2, 0, &cmp), Transition::None);
-        let inrel = state(Status::Resolved, Some(Resolution::InRelease { release: "2.0.0".into() }));
-        assert_eq!(on_event(&inrel, Some("2.0.0-rc.1"), 0.0, 2, 0, &cmp), Transition::None);
-        assert_eq!(on_event(&inrel, Some("2.0.0"), 0.0, 2, 0, &cmp), Transition::Regressed);
-        assert_eq!(on_event(&state(Status::Unresolved, None), None, 0.0, 2, 0, &cmp), Transition::None);
+        let inrel = state(
+            Status::Resolved,
+            Some(Resolution::InRelease {
+                release: "2.0.0".into(),
+            }),
+        );
+        assert_eq!(
+            on_event(&inrel, Some("2.0.0-rc.1"), 0.0, 2, 0, &cmp),
+            Transition::None
+        );
+        assert_eq!(
+            on_event(&inrel, Some("2.0.0"), 0.0, 2, 0, &cmp),
+            Transition::Regressed
+        );
+        assert_eq!(
+            on_event(&state(Status::Unresolved, None), None, 0.0, 2, 0, &cmp),
+            Transition::None
+        );
     }
 
     #[test]
     fn snoozes() {
         let mut s = state(Status::Ignored, None);
-        assert_eq!(on_event(&s, None, 0.0, 100, 0, &cmp), Transition::None, "ignored forever");
-        s.ignore = Some(IgnoreCondition { count: Some(10), base_count: 5, ..Default::default() });
+        assert_eq!(
+            on_event(&s, None, 0.0, 100, 0, &cmp),
+            Transition::None,
+            "ignored forever"
+        );
+        s.ignore = Some(IgnoreCondition {
+            count: Some(10),
+            base_count: 5,
+            ..Default::default()
+        });
         assert_eq!(on_event(&s, None, 0.0, 14, 0, &cmp), Transition::None);
         assert_eq!(on_event(&s, None, 0.0, 15, 0, &cmp), Transition::Unignored);
-        s.ignore = Some(IgnoreCondition { until: Some(100.0), ..Default::default() });
+        s.ignore = Some(IgnoreCondition {
+            until: Some(100.0),
+            ..Default::default()
+        });
         assert_eq!(on_event(&s, None, 99.0, 1, 0, &cmp), Transition::None);
         assert_eq!(on_event(&s, None, 100.0, 1, 0, &cmp), Transition::Unignored);
     }

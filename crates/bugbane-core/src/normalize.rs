@@ -26,8 +26,25 @@ pub struct NormalizeContext {
 
 /// Platforms Sentry accepts; anything else becomes `other`.
 const VALID_PLATFORMS: &[&str] = &[
-    "as3", "c", "cfml", "cocoa", "csharp", "elixir", "go", "groovy", "haskell", "java", "javascript", "native",
-    "node", "objc", "other", "perl", "php", "python", "ruby",
+    "as3",
+    "c",
+    "cfml",
+    "cocoa",
+    "csharp",
+    "elixir",
+    "go",
+    "groovy",
+    "haskell",
+    "java",
+    "javascript",
+    "native",
+    "node",
+    "objc",
+    "other",
+    "perl",
+    "php",
+    "python",
+    "ruby",
 ];
 
 /// Tag keys that are reserved for top-level fields.
@@ -114,7 +131,13 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
     event.insert("platform".into(), Value::from(platform.clone()));
 
     // Short string fields.
-    for (key, max) in [("logger", 64), ("transaction", 200), ("server_name", 256), ("dist", 64), ("culprit", 200)] {
+    for (key, max) in [
+        ("logger", 64),
+        ("transaction", 200),
+        ("server_name", 256),
+        ("dist", 64),
+        ("culprit", 200),
+    ] {
         match event.get(key) {
             Some(Value::String(s)) => {
                 let t = truncate(s, max);
@@ -161,7 +184,9 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
     );
     if let Some(env) = event.get("environment").cloned() {
         match env.as_str().map(str::trim) {
-            Some(e) if !e.is_empty() && e.chars().count() <= 64 && !e.contains(['/', '\n', '\r']) => {
+            Some(e)
+                if !e.is_empty() && e.chars().count() <= 64 && !e.contains(['/', '\n', '\r']) =>
+            {
                 event.insert("environment".into(), Value::from(e.to_owned()));
             }
             _ => {
@@ -193,7 +218,9 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
 
     // Type inference: only `transaction` and `feedback` are trusted from the client.
     let ty = match event.get("type").and_then(Value::as_str) {
-        Some(t @ ("transaction" | "feedback" | "csp" | "hpkp" | "expectct" | "expectstaple")) => t.to_owned(),
+        Some(t @ ("transaction" | "feedback" | "csp" | "hpkp" | "expectct" | "expectstaple")) => {
+            t.to_owned()
+        }
         _ if has_exception(event) => "error".to_owned(),
         _ => "default".to_owned(),
     };
@@ -254,7 +281,10 @@ fn values_of(v: Value) -> Option<Vec<Value>> {
     }
 }
 
-fn take_tags(raw: Option<Value>, err: &mut impl FnMut(&str, &str, Option<&Value>)) -> Vec<(String, String)> {
+fn take_tags(
+    raw: Option<Value>,
+    err: &mut impl FnMut(&str, &str, Option<&Value>),
+) -> Vec<(String, String)> {
     let pairs: Vec<(Value, Value)> = match raw {
         Some(Value::Object(m)) => m.into_iter().map(|(k, v)| (Value::from(k), v)).collect(),
         Some(Value::Array(a)) => a
@@ -279,7 +309,9 @@ fn take_tags(raw: Option<Value>, err: &mut impl FnMut(&str, &str, Option<&Value>
         let key: String = k.trim().replace(' ', "-");
         let key_ok = !key.is_empty()
             && key.len() <= 200
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
         let v = v.trim().to_owned();
         if !key_ok || v.is_empty() || v.chars().count() > 200 || v.contains('\n') {
             err("invalid_data", &format!("tags.{key}"), None);
@@ -334,7 +366,10 @@ fn normalize_logentry(event: &mut Map<String, Value>) {
 /// Formats `%s`-style or `{0}`/`{}`-style placeholders with the given parameters.
 fn format_params(msg: &str, params: &Value) -> String {
     let list: Vec<String> = match params {
-        Value::Array(a) => a.iter().map(|v| scalar_string(v).unwrap_or_else(|| v.to_string())).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| scalar_string(v).unwrap_or_else(|| v.to_string()))
+            .collect(),
         _ => return msg.to_owned(),
     };
     let mut out = String::new();
@@ -369,7 +404,11 @@ fn format_params(msg: &str, params: &Value) -> String {
             }
             if closed {
                 chars = look;
-                let v = if idx.is_empty() { it.next() } else { idx.parse::<usize>().ok().and_then(|i| list.get(i)) };
+                let v = if idx.is_empty() {
+                    it.next()
+                } else {
+                    idx.parse::<usize>().ok().and_then(|i| list.get(i))
+                };
                 out.push_str(v.map(String::as_str).unwrap_or(""));
             } else {
                 out.push('{');
@@ -389,7 +428,11 @@ fn has_exception(event: &Map<String, Value>) -> bool {
         .is_some_and(|a| !a.is_empty())
 }
 
-fn normalize_exceptions(event: &mut Map<String, Value>, platform: &str, err: &mut impl FnMut(&str, &str, Option<&Value>)) {
+fn normalize_exceptions(
+    event: &mut Map<String, Value>,
+    platform: &str,
+    err: &mut impl FnMut(&str, &str, Option<&Value>),
+) {
     // A top-level stacktrace belongs to a single exception that has none.
     let top = event.remove("stacktrace");
     let Some(Value::Object(exc)) = event.get_mut("exception") else {
@@ -400,11 +443,19 @@ fn normalize_exceptions(event: &mut Map<String, Value>, platform: &str, err: &mu
         }
         return;
     };
-    let Some(Value::Array(values)) = exc.get_mut("values") else { return };
+    let Some(Value::Array(values)) = exc.get_mut("values") else {
+        return;
+    };
     values.retain_mut(|e| {
         let Value::Object(m) = e else { return false };
-        let ty = m.get("type").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-        let val = m.get("value").and_then(|v| scalar_string(v).or_else(|| (!v.is_null()).then(|| v.to_string())));
+        let ty = m
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let val = m
+            .get("value")
+            .and_then(|v| scalar_string(v).or_else(|| (!v.is_null()).then(|| v.to_string())));
         match (&ty, &val) {
             (None, None) => {
                 err("invalid_data", "exception", None);
@@ -452,14 +503,18 @@ fn normalize_exceptions(event: &mut Map<String, Value>, platform: &str, err: &mu
 /// Caps frames, derives filenames, turns array `vars` into objects and applies the
 /// built-in in-app rules.
 pub(crate) fn normalize_stacktrace(st: &mut Value, platform: &str) {
-    let Some(Value::Array(frames)) = st.get_mut("frames") else { return };
+    let Some(Value::Array(frames)) = st.get_mut("frames") else {
+        return;
+    };
     frames.retain(Value::is_object);
     if frames.len() > MAX_FRAMES {
         let cut = frames.len() - MAX_FRAMES;
         frames.drain(..cut);
     }
     for f in frames.iter_mut() {
-        let Some(frame) = f.as_object_mut() else { continue };
+        let Some(frame) = f.as_object_mut() else {
+            continue;
+        };
         if !frame.get("filename").is_some_and(Value::is_string)
             && let Some(abs) = frame.get("abs_path").and_then(Value::as_str)
         {
@@ -471,7 +526,11 @@ pub(crate) fn normalize_stacktrace(st: &mut Value, platform: &str) {
             frame.insert("filename".into(), Value::from(path));
         }
         if let Some(Value::Array(vars)) = frame.get("vars") {
-            let obj: Map<String, Value> = vars.iter().enumerate().map(|(i, v)| (i.to_string(), v.clone())).collect();
+            let obj: Map<String, Value> = vars
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v.clone()))
+                .collect();
             frame.insert("vars".into(), Value::Object(obj));
         }
         apply_in_app_rules(frame, platform);
@@ -486,9 +545,18 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
         .or_else(|| frame.get("filename"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let module = frame.get("module").and_then(Value::as_str).unwrap_or_default();
-    let function = frame.get("function").and_then(Value::as_str).unwrap_or_default();
-    let fplatform = frame.get("platform").and_then(Value::as_str).unwrap_or(platform);
+    let module = frame
+        .get("module")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let function = frame
+        .get("function")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let fplatform = frame
+        .get("platform")
+        .and_then(Value::as_str)
+        .unwrap_or(platform);
     let third_party = [
         "/node_modules/",
         "/site-packages/",
@@ -503,16 +571,39 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
     .iter()
     .any(|p| path.contains(p))
         || path.starts_with("node:")
-        || ["/usr/lib/", "/lib/", "/usr/local/lib/"].iter().any(|p| path.starts_with(p))
-        || ["unpkg.com", "cdnjs.cloudflare.com", "cdn.jsdelivr.net", "esm.run"].iter().any(|h| path.contains(h));
+        || ["/usr/lib/", "/lib/", "/usr/local/lib/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        || [
+            "unpkg.com",
+            "cdnjs.cloudflare.com",
+            "cdn.jsdelivr.net",
+            "esm.run",
+        ]
+        .iter()
+        .any(|h| path.contains(h));
     let rust_std = fplatform == "native"
-        && ["std::", "core::", "alloc::", "__rust_", "<std::", "<core::", "<alloc::"]
-            .iter()
-            .any(|p| function.starts_with(p) || module.starts_with(p));
+        && [
+            "std::", "core::", "alloc::", "__rust_", "<std::", "<core::", "<alloc::",
+        ]
+        .iter()
+        .any(|p| function.starts_with(p) || module.starts_with(p));
     let java_framework = fplatform == "java"
-        && ["java.", "javax.", "sun.", "jdk.", "com.sun.", "org.springframework.", "org.apache.", "kotlin.", "kotlinx.", "scala.", "io.sentry."]
-            .iter()
-            .any(|p| module.starts_with(p));
+        && [
+            "java.",
+            "javax.",
+            "sun.",
+            "jdk.",
+            "com.sun.",
+            "org.springframework.",
+            "org.apache.",
+            "kotlin.",
+            "kotlinx.",
+            "scala.",
+            "io.sentry.",
+        ]
+        .iter()
+        .any(|p| module.starts_with(p));
     if third_party || rust_std || java_framework {
         if frame.get("in_app") == Some(&Value::Bool(true)) {
             frame
@@ -526,13 +617,20 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
 }
 
 fn normalize_breadcrumbs(event: &mut Map<String, Value>, ctx: &NormalizeContext, drift: f64) {
-    let Some(Value::Array(crumbs)) = event.get_mut("breadcrumbs").and_then(|b| b.get_mut("values")) else {
+    let Some(Value::Array(crumbs)) = event
+        .get_mut("breadcrumbs")
+        .and_then(|b| b.get_mut("values"))
+    else {
         return;
     };
     crumbs.retain(Value::is_object);
     for c in crumbs.iter_mut() {
         let Some(m) = c.as_object_mut() else { continue };
-        let ts = m.get("timestamp").and_then(parse_timestamp).map(|t| t + drift).unwrap_or(ctx.received);
+        let ts = m
+            .get("timestamp")
+            .and_then(parse_timestamp)
+            .map(|t| t + drift)
+            .unwrap_or(ctx.received);
         m.insert("timestamp".into(), json!(ts));
         if !m.get("type").is_some_and(Value::is_string) {
             m.insert("type".into(), Value::from("default"));
@@ -545,9 +643,14 @@ fn normalize_breadcrumbs(event: &mut Map<String, Value>, ctx: &NormalizeContext,
 /// Brings `request` into Sentry's API shape: headers, cookies and query as pair lists; the
 /// `Cookie` header moved into `cookies`.
 fn normalize_request(event: &mut Map<String, Value>) {
-    let Some(Value::Object(req)) = event.get_mut("request") else { return };
+    let Some(Value::Object(req)) = event.get_mut("request") else {
+        return;
+    };
     let mut headers = pairs_of(req.remove("headers"));
-    if let Some(pos) = headers.iter().position(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
+    if let Some(pos) = headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+    {
         let (_, cookie) = headers.remove(pos);
         if !req.get("cookies").is_some_and(|c| !c.is_null())
             && let Value::String(s) = cookie
@@ -627,11 +730,20 @@ fn normalize_user(event: &mut Map<String, Value>, ctx: &NormalizeContext, platfo
         return;
     }
     let user = object_entry(event, "user");
-    let ip = user.get("ip_address").and_then(Value::as_str).map(str::to_owned);
+    let ip = user
+        .get("ip_address")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let resolved = match ip.as_deref() {
         Some("{{auto}}") => ctx.client_ip.clone(),
         Some(other) => Some(other.to_owned()),
-        None => remote_addr.or_else(|| if auto_platform { ctx.client_ip.clone() } else { None }),
+        None => remote_addr.or_else(|| {
+            if auto_platform {
+                ctx.client_ip.clone()
+            } else {
+                None
+            }
+        }),
     };
     match resolved {
         Some(ip) => {
@@ -654,7 +766,9 @@ fn normalize_contexts(event: &mut Map<String, Value>, is_transaction: bool) {
         .and_then(|h| {
             h.iter().find_map(|p| {
                 let k = p.get(0)?.as_str()?;
-                k.eq_ignore_ascii_case("user-agent").then(|| p.get(1)?.as_str()).flatten()
+                k.eq_ignore_ascii_case("user-agent")
+                    .then(|| p.get(1)?.as_str())
+                    .flatten()
             })
         })
         .map(str::to_owned);
@@ -662,7 +776,8 @@ fn normalize_contexts(event: &mut Map<String, Value>, is_transaction: bool) {
     contexts.retain(|_, v| v.is_object());
     for (name, ctx) in contexts.iter_mut() {
         if let Some(m) = ctx.as_object_mut() {
-            m.entry("type").or_insert_with(|| Value::from(name.as_str()));
+            m.entry("type")
+                .or_insert_with(|| Value::from(name.as_str()));
         }
     }
     if let Some(ua) = ua {

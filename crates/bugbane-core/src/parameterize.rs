@@ -12,7 +12,10 @@ use regex::Regex;
 
 /// Placeholder kinds in Sentry's order of precedence.
 const KINDS: &[(&str, &str)] = &[
-    ("email", r"[a-zA-Z0-9._%+\-]+@[a-zA-Z0-9\-]+(?:\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,}"),
+    (
+        "email",
+        r"[a-zA-Z0-9._%+\-]+@[a-zA-Z0-9\-]+(?:\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,}",
+    ),
     ("url", r"\b(?:wss?|https?|ftp)://[^\s/$.?#][^\s]*"),
     (
         "hostname",
@@ -22,8 +25,14 @@ const KINDS: &[(&str, &str)] = &[
         "ip",
         r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b|\b(?:[0-9a-fA-F]{1,4}:){1,7}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,6})?|::1\b",
     ),
-    ("traceparent", r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\b|\b1-[0-9a-f]{8}-[0-9a-f]{24}\b"),
-    ("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    (
+        "traceparent",
+        r"\b00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\b|\b1-[0-9a-f]{8}-[0-9a-f]{24}\b",
+    ),
+    (
+        "uuid",
+        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    ),
     ("sha1", r"\b[0-9a-fA-F]{40}\b"),
     ("md5", r"\b[0-9a-fA-F]{32}\b"),
     (
@@ -39,7 +48,10 @@ const KINDS: &[(&str, &str)] = &[
     ),
     ("duration", r"\b[0-9]+ms\b|\b[0-9]+(?:\.[0-9]+)?s\b"),
     ("swift_txn_id", r"\btx[0-9a-f]{21}-[0-9a-f]{10}"),
-    ("hex", r"\b0[xX][0-9a-fA-F]+\b|\b(?:[0-9a-f]{8,128}|[0-9A-F]{8,128})\b"),
+    (
+        "hex",
+        r"\b0[xX][0-9a-fA-F]+\b|\b(?:[0-9a-f]{8,128}|[0-9A-F]{8,128})\b",
+    ),
     ("git_sha", r"\b[0-9a-f]{7}\b"),
     ("float", r"-?\b[0-9]+\.[0-9]+\b"),
     ("int", r"-?\b[0-9]{1,7}\b"),
@@ -48,14 +60,20 @@ const KINDS: &[(&str, &str)] = &[
 ];
 
 static COMBINED: LazyLock<Regex> = LazyLock::new(|| {
-    let alternation: Vec<String> = KINDS.iter().map(|(name, re)| format!("(?P<{name}>{re})")).collect();
+    let alternation: Vec<String> = KINDS
+        .iter()
+        .map(|(name, re)| format!("(?P<{name}>{re})"))
+        .collect();
     Regex::new(&alternation.join("|")).unwrap_or_else(|e| panic!("parameterisation regex: {e}"))
 });
 
 /// Normalises a message or exception value for grouping: keeps the first two non-empty
 /// lines (adding `...` if more were cut), then replaces variable parts by placeholders.
 pub fn normalize_message(msg: &str) -> String {
-    let mut lines = msg.lines().map(str::trim_end).filter(|l| !l.trim().is_empty());
+    let mut lines = msg
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty());
     let mut kept: Vec<&str> = lines.by_ref().take(2).collect();
     let cut = lines.next().is_some();
     if kept.is_empty() {
@@ -71,7 +89,10 @@ pub fn normalize_message(msg: &str) -> String {
 /// Replaces variable parts of `text` with `<kind>` placeholders.
 pub fn parameterize(text: &str) -> String {
     // Fast path: text without digits, `@`, `:`, `=` or `.` has nothing to replace.
-    if !text.bytes().any(|b| b.is_ascii_digit() || matches!(b, b'@' | b':' | b'=' | b'.')) {
+    if !text
+        .bytes()
+        .any(|b| b.is_ascii_digit() || matches!(b, b'@' | b':' | b'=' | b'.'))
+    {
         return text.to_owned();
     }
     let re = &*COMBINED;
@@ -79,18 +100,27 @@ pub fn parameterize(text: &str) -> String {
     let mut last = 0;
     for caps in re.captures_iter(text) {
         let Some(whole) = caps.get(0) else { continue };
-        let Some(kind) = KINDS.iter().map(|(n, _)| *n).find(|n| caps.name(n).is_some()) else {
+        let Some(kind) = KINDS
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| caps.name(n).is_some())
+        else {
             continue;
         };
         let m = whole.as_str();
         let accepted = match kind {
             // Sentry requires a digit in bare hex runs, and a digit and a letter in a git sha.
-            "hex" if !m.starts_with("0x") && !m.starts_with("0X") => m.bytes().any(|b| b.is_ascii_digit()),
-            "git_sha" => m.bytes().any(|b| b.is_ascii_digit()) && m.bytes().any(|b| b.is_ascii_alphabetic()),
-            // `-` is part of an int only when not glued to a preceding word character.
-            "int" | "float" if m.starts_with('-') => {
-                !text[..whole.start()].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_')
+            "hex" if !m.starts_with("0x") && !m.starts_with("0X") => {
+                m.bytes().any(|b| b.is_ascii_digit())
             }
+            "git_sha" => {
+                m.bytes().any(|b| b.is_ascii_digit()) && m.bytes().any(|b| b.is_ascii_alphabetic())
+            }
+            // `-` is part of an int only when not glued to a preceding word character.
+            "int" | "float" if m.starts_with('-') => !text[..whole.start()]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_'),
             _ => true,
         };
         if !accepted {
@@ -124,11 +154,23 @@ mod tests {
                 "Order <int> for <email> failed after <duration> (id=<uuid>)",
             ),
             ("connect to 10.0.0.12 refused", "connect to <ip> refused"),
-            ("GET https://api.example.com/v1/users/17 failed", "GET <url> failed"),
-            ("host db-7.internal.example.com down", "host <hostname> down"),
+            (
+                "GET https://api.example.com/v1/users/17 failed",
+                "GET <url> failed",
+            ),
+            (
+                "host db-7.internal.example.com down",
+                "host <hostname> down",
+            ),
             ("object at 0x7f3a2b1c deleted", "object at <hex> deleted"),
-            ("digest d41d8cd98f00b204e9800998ecf8427e bad", "digest <md5> bad"),
-            ("at 2025-03-01T12:00:00Z and 2025-03-02", "at <date> and <date>"),
+            (
+                "digest d41d8cd98f00b204e9800998ecf8427e bad",
+                "digest <md5> bad",
+            ),
+            (
+                "at 2025-03-01T12:00:00Z and 2025-03-02",
+                "at <date> and <date>",
+            ),
             ("took 1.5s at 12:30:01", "took <duration> at <date>"),
             ("ratio 0.75", "ratio <float>"),
             ("commit abc1234 broke it", "commit <git_sha> broke it"),

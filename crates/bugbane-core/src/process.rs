@@ -69,19 +69,28 @@ pub fn process_event(payload: &[u8], ctx: &ProcessContext) -> Result<ProcessedEv
     let shown = display(&view);
     let tags = crate::tags::derive_tags(&view);
     let user_key = crate::tags::user_key(&view);
-    let Value::Object(mut event) = view else { return Err(ProcessError::NotAnObject) };
+    let Value::Object(mut event) = view else {
+        return Err(ProcessError::NotAnObject);
+    };
     event.insert("title".into(), Value::from(shown.title.clone()));
     event.insert("culprit".into(), Value::from(shown.culprit.clone()));
     event.insert("metadata".into(), shown.metadata.clone());
     event.insert(
         "tags".into(),
-        Value::Array(tags.iter().map(|(k, v)| serde_json::json!([k, v])).collect()),
+        Value::Array(
+            tags.iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect(),
+        ),
     );
     let view = Value::Object(event);
     let s = |path: &[&str]| get_str(&view, path).map(str::to_owned);
     let processed = ProcessedEvent {
         event_id: s(&["event_id"]).unwrap_or_default(),
-        timestamp: view.get("timestamp").and_then(Value::as_f64).unwrap_or(ctx.normalize.received),
+        timestamp: view
+            .get("timestamp")
+            .and_then(Value::as_f64)
+            .unwrap_or(ctx.normalize.received),
         received: ctx.normalize.received,
         ty: s(&["type"]).unwrap_or_else(|| "default".into()),
         level: s(&["level"]).unwrap_or_else(|| "error".into()),
@@ -121,14 +130,20 @@ pub struct ProcessedTransaction {
 }
 
 /// Processes a `transaction` item.
-pub fn process_transaction(payload: &[u8], ctx: &ProcessContext) -> Result<ProcessedTransaction, ProcessError> {
+pub fn process_transaction(
+    payload: &[u8],
+    ctx: &ProcessContext,
+) -> Result<ProcessedTransaction, ProcessError> {
     let mut event = parse_object(payload)?;
     event.insert("type".into(), Value::from("transaction"));
     normalize_event(&mut event, &ctx.normalize);
     scrub_event(&mut event, &ctx.scrub);
     let view = Value::Object(event);
     let s = |path: &[&str]| get_str(&view, path).map(str::to_owned);
-    let end = view.get("timestamp").and_then(Value::as_f64).unwrap_or(ctx.normalize.received);
+    let end = view
+        .get("timestamp")
+        .and_then(Value::as_f64)
+        .unwrap_or(ctx.normalize.received);
     Ok(ProcessedTransaction {
         event_id: s(&["event_id"]).unwrap_or_default(),
         name: s(&["transaction"]).unwrap_or_else(|| "<unlabeled transaction>".into()),
@@ -136,7 +151,10 @@ pub fn process_transaction(payload: &[u8], ctx: &ProcessContext) -> Result<Proce
         trace_id: s(&["contexts", "trace", "trace_id"]),
         span_id: s(&["contexts", "trace", "span_id"]),
         status: s(&["contexts", "trace", "status"]),
-        start: view.get("start_timestamp").and_then(Value::as_f64).unwrap_or(end),
+        start: view
+            .get("start_timestamp")
+            .and_then(Value::as_f64)
+            .unwrap_or(end),
         end,
         release: s(&["release"]),
         environment: s(&["environment"]),

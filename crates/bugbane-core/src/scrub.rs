@@ -43,27 +43,72 @@ impl Default for ScrubSettings {
 const FILTERED: &str = "[Filtered]";
 
 const PASSWORD_KEYS: &[&str] = &[
-    "password", "secret", "passwd", "api_key", "apikey", "auth", "credentials", "mysql_pwd", "privatekey",
-    "private_key", "token", "otp", "two-factor", "two_factor",
+    "password",
+    "secret",
+    "passwd",
+    "api_key",
+    "apikey",
+    "auth",
+    "credentials",
+    "mysql_pwd",
+    "privatekey",
+    "private_key",
+    "token",
+    "otp",
+    "two-factor",
+    "two_factor",
 ];
 
 const SENSITIVE_COOKIES: &[&str] = &[
-    "sentrysid", "sudo", "su", "session", "__session", "sessionid", "user_session", "symfony", "phpsessid",
-    "fasthttpsessionid", "mysession", "irissessionid", "_vercel_jwt", "csrf", "xsrf", "_xsrf", "_csrf",
-    "csrf-token", "csrf_token", "xsrf-token", "xsrf_token", "fastcsrf", "_iris_csrf", "connect.sid",
+    "sentrysid",
+    "sudo",
+    "su",
+    "session",
+    "__session",
+    "sessionid",
+    "user_session",
+    "symfony",
+    "phpsessid",
+    "fasthttpsessionid",
+    "mysession",
+    "irissessionid",
+    "_vercel_jwt",
+    "csrf",
+    "xsrf",
+    "_xsrf",
+    "_csrf",
+    "csrf-token",
+    "csrf_token",
+    "xsrf-token",
+    "xsrf_token",
+    "fastcsrf",
+    "_iris_csrf",
+    "connect.sid",
 ];
 
 /// In-string rules: (rule id, pattern, which capture group to replace; 0 = whole match).
 static STRING_RULES: LazyLock<Vec<(&'static str, Regex, usize)>> = LazyLock::new(|| {
     let rules: [(&str, &str, usize); 6] = [
-        ("@bearer:filter", r"(?i)\bBearer\s+[A-Za-z0-9._~+/=\-]{8,}", 0),
-        ("@creditcard:filter", r"\b(?:3[47][0-9]|4[0-9]{3}|5[1-5][0-9]{2}|65[0-9]{2}|6011)(?:[-\s]?[0-9]){12}\b", 0),
+        (
+            "@bearer:filter",
+            r"(?i)\bBearer\s+[A-Za-z0-9._~+/=\-]{8,}",
+            0,
+        ),
+        (
+            "@creditcard:filter",
+            r"\b(?:3[47][0-9]|4[0-9]{3}|5[1-5][0-9]{2}|65[0-9]{2}|6011)(?:[-\s]?[0-9]){12}\b",
+            0,
+        ),
         (
             "@pemkey:filter",
             r"(?s)-----BEGIN[A-Z ]*(?:PRIVATE|PUBLIC) KEY-----(.+?)-----END[A-Z ]*(?:PRIVATE|PUBLIC) KEY-----",
             1,
         ),
-        ("@urlauth:legacy", r"\b(?:[a-z0-9]+:)?//[a-zA-Z0-9%_.\-]+:([a-zA-Z0-9%_.\-]+)@", 1),
+        (
+            "@urlauth:legacy",
+            r"\b(?:[a-z0-9]+:)?//[a-zA-Z0-9%_.\-]+:([a-zA-Z0-9%_.\-]+)@",
+            1,
+        ),
         (
             "@userpath:filter",
             r"(?i)(?:\b[a-zA-Z]:[\\/]Users[\\/]|/home/|/Users/|Documents and Settings[\\/]|[\\/]profiles[\\/])([^/\\\s]+)",
@@ -73,13 +118,20 @@ static STRING_RULES: LazyLock<Vec<(&'static str, Regex, usize)>> = LazyLock::new
     ];
     rules
         .into_iter()
-        .map(|(id, re, g)| (id, Regex::new(re).unwrap_or_else(|e| panic!("{id}: {e}")), g))
+        .map(|(id, re, g)| {
+            (
+                id,
+                Regex::new(re).unwrap_or_else(|e| panic!("{id}: {e}")),
+                g,
+            )
+        })
         .collect()
 });
 
 /// A cheap prefilter: most strings match none of the rules.
 static STRING_PREFILTER: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(STRING_RULES.iter().map(|(_, r, _)| r.as_str())).unwrap_or_else(|e| panic!("prefilter: {e}"))
+    RegexSet::new(STRING_RULES.iter().map(|(_, r, _)| r.as_str()))
+        .unwrap_or_else(|e| panic!("prefilter: {e}"))
 });
 
 static IP_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -104,14 +156,31 @@ pub fn scrub_event(event: &mut Map<String, Value>, settings: &ScrubSettings) {
     }
     let mut s = Scrubber {
         settings,
-        sensitive: settings.sensitive_fields.iter().filter(|f| !f.is_empty()).map(|f| f.to_lowercase()).collect(),
-        safe: settings.safe_fields.iter().map(|f| f.to_lowercase()).collect(),
+        sensitive: settings
+            .sensitive_fields
+            .iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| f.to_lowercase())
+            .collect(),
+        safe: settings
+            .safe_fields
+            .iter()
+            .map(|f| f.to_lowercase())
+            .collect(),
         meta: Vec::new(),
     };
     if settings.scrub_ip_addresses {
-        for path in [&["user", "ip_address"][..], &["request", "env", "REMOTE_ADDR"], &["sdk", "client_ip"]] {
+        for path in [
+            &["user", "ip_address"][..],
+            &["request", "env", "REMOTE_ADDR"],
+            &["sdk", "client_ip"],
+        ] {
             if remove_path(event, path) {
-                s.meta.push((path.iter().map(|p| p.to_string()).collect(), "@ip:remove", 0));
+                s.meta.push((
+                    path.iter().map(|p| p.to_string()).collect(),
+                    "@ip:remove",
+                    0,
+                ));
             }
         }
     }
@@ -169,7 +238,10 @@ impl Scrubber<'_> {
             }
             return;
         }
-        if self.settings.scrub_defaults && is_cookie_path(path) && SENSITIVE_COOKIES.contains(&key.as_str()) {
+        if self.settings.scrub_defaults
+            && is_cookie_path(path)
+            && SENSITIVE_COOKIES.contains(&key.as_str())
+        {
             if v.as_str() != Some(FILTERED) {
                 *v = Value::from(FILTERED);
                 self.meta.push((path.clone(), "@anything:filter", 0));
@@ -185,7 +257,9 @@ impl Scrubber<'_> {
                 }
             }
             Value::Array(a) => {
-                let pairs = path.last().is_some_and(|k| PAIR_CONTAINERS.contains(&k.as_str()));
+                let pairs = path
+                    .last()
+                    .is_some_and(|k| PAIR_CONTAINERS.contains(&k.as_str()));
                 for (i, child) in a.iter_mut().enumerate() {
                     match child {
                         Value::Array(kv) if pairs && kv.len() == 2 && kv[0].is_string() => {
@@ -294,7 +368,9 @@ mod tests {
     use super::*;
 
     fn scrub(v: Value, s: &ScrubSettings) -> Value {
-        let Value::Object(mut m) = v else { panic!("object") };
+        let Value::Object(mut m) = v else {
+            panic!("object")
+        };
         scrub_event(&mut m, s);
         Value::Object(m)
     }
@@ -328,10 +404,19 @@ mod tests {
         assert_eq!(out["extra"]["db_password"], FILTERED);
         assert_eq!(out["extra"]["path"], "/home/[Filtered]/app.py");
         assert_eq!(out["extra"]["ssn"], FILTERED);
-        assert_eq!(out["extra"]["author"], FILTERED, "substring semantics, as in Sentry");
+        assert_eq!(
+            out["extra"]["author"], FILTERED,
+            "substring semantics, as in Sentry"
+        );
         let exc = &out["exception"]["values"][0];
-        assert_eq!(exc["value"], "password is wrong for 4111111111111111", "exception values are never scrubbed");
-        assert_eq!(exc["stacktrace"]["frames"][0]["abs_path"], "/home/alice/app.py");
+        assert_eq!(
+            exc["value"], "password is wrong for 4111111111111111",
+            "exception values are never scrubbed"
+        );
+        assert_eq!(
+            exc["stacktrace"]["frames"][0]["abs_path"],
+            "/home/alice/app.py"
+        );
         assert_eq!(exc["stacktrace"]["frames"][0]["vars"]["api_key"], FILTERED);
         assert_eq!(exc["stacktrace"]["frames"][0]["vars"]["n"], 1);
         assert_eq!(out["tags"][0][1], FILTERED);
@@ -354,7 +439,13 @@ mod tests {
         assert_eq!(out["extra"]["myfield"], FILTERED);
         assert_eq!(out["extra"]["password"], "p");
         assert_eq!(out["extra"]["msg"], "from [ip]");
-        let off = scrub(ev.clone(), &ScrubSettings { scrub_data: false, ..Default::default() });
+        let off = scrub(
+            ev.clone(),
+            &ScrubSettings {
+                scrub_data: false,
+                ..Default::default()
+            },
+        );
         assert_eq!(off, ev);
     }
 }

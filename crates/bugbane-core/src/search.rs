@@ -30,7 +30,11 @@ pub fn parse(q: &str) -> Query {
                     "env" => "environment".to_owned(),
                     _ => key,
                 };
-                out.terms.push(Term { key, value, negated });
+                out.terms.push(Term {
+                    key,
+                    value,
+                    negated,
+                });
             }
             None => {
                 let t = token.trim_matches('"').to_owned();
@@ -48,7 +52,9 @@ fn split_term(token: &str) -> Option<(String, String)> {
         return None;
     }
     let (k, v) = token.split_once(':')?;
-    let valid_key = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']'));
+    let valid_key = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']'));
     if !valid_key || v.is_empty() || v.starts_with("//") {
         return None;
     }
@@ -85,9 +91,18 @@ mod tests {
 
     #[test]
     fn parses_filters_and_text() {
-        let q = parse(r#"is:unresolved level:error !env:dev user.email:a@b.c tenant:"acme corp" payment failed "exact words""#);
+        let q = parse(
+            r#"is:unresolved level:error !env:dev user.email:a@b.c tenant:"acme corp" payment failed "exact words""#,
+        );
         assert_eq!(q.terms.len(), 5);
-        assert_eq!(q.terms[2], Term { key: "environment".into(), value: "dev".into(), negated: true });
+        assert_eq!(
+            q.terms[2],
+            Term {
+                key: "environment".into(),
+                value: "dev".into(),
+                negated: true
+            }
+        );
         assert_eq!(q.terms[4].value, "acme corp");
         assert_eq!(q.text, vec!["payment", "failed", "exact words"]);
         assert_eq!(parse("").terms.len(), 0);

@@ -2,8 +2,8 @@
 //! keeps float seconds and renders RFC 3339 in the API.
 
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Parses any timestamp form SDKs send into UNIX seconds.
 pub fn parse_timestamp(v: &Value) -> Option<f64> {
@@ -21,9 +21,9 @@ pub fn parse_timestamp_str(s: &str) -> Option<f64> {
         return Some(f).filter(|f| f.is_finite() && *f >= 0.0);
     }
     // A naive timestamp (no offset) is UTC: give it a `Z` and parse it as RFC 3339.
-    let dt = OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .or_else(|| OffsetDateTime::parse(&format!("{}Z", s.replacen(' ', "T", 1)), &Rfc3339).ok())?;
+    let dt = OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        OffsetDateTime::parse(&format!("{}Z", s.replacen(' ', "T", 1)), &Rfc3339).ok()
+    })?;
     Some(dt.unix_timestamp_nanos() as f64 / 1e9)
 }
 
@@ -43,7 +43,6 @@ pub fn format_rfc3339(secs: f64) -> String {
         micros
     )
 }
-
 
 #[cfg(test)]
 mod tests {

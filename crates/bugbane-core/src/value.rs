@@ -13,7 +13,9 @@ pub(crate) fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 
 /// Reads a non-empty string at a path.
 pub(crate) fn get_str<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    get(v, path).and_then(Value::as_str).filter(|s| !s.is_empty())
+    get(v, path)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Stringifies a scalar the way Sentry does for tags (`True`/`False` for booleans).
@@ -28,8 +30,13 @@ pub(crate) fn scalar_string(v: &Value) -> Option<String> {
 }
 
 /// The object at `key`, created if missing or not an object.
-pub(crate) fn object_entry<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = obj.entry(key.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+pub(crate) fn object_entry<'a>(
+    obj: &'a mut Map<String, Value>,
+    key: &str,
+) -> &'a mut Map<String, Value> {
+    let slot = obj
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }

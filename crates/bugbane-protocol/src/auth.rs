@@ -120,7 +120,8 @@ pub fn parse_public_key(s: &str) -> Option<String> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Parses `Sentry sentry_key=…, sentry_version=7` into `(key, value)` pairs with the
@@ -187,19 +188,39 @@ mod tests {
 
     #[test]
     fn header_query_and_basic_forms() {
-        let h = format!("Sentry sentry_key={KEY}, sentry_version=7, sentry_client=sentry.python/2.75.0");
-        let a = check(AuthInput { x_sentry_auth: Some(&h), ..Default::default() })
-            .expect("valid")
-            .expect("present");
+        let h = format!(
+            "Sentry sentry_key={KEY}, sentry_version=7, sentry_client=sentry.python/2.75.0"
+        );
+        let a = check(AuthInput {
+            x_sentry_auth: Some(&h),
+            ..Default::default()
+        })
+        .expect("valid")
+        .expect("present");
         assert_eq!(a.public_key, KEY);
         assert_eq!(a.client.as_deref(), Some("sentry.python/2.75.0"));
 
-        let q = format!("sentry_version=7&sentry_key={KEY}&sentry_client=sentry.javascript.node%2F11.12.0");
-        let a = check(AuthInput { query: Some(&q), ..Default::default() }).expect("valid").expect("present");
+        let q = format!(
+            "sentry_version=7&sentry_key={KEY}&sentry_client=sentry.javascript.node%2F11.12.0"
+        );
+        let a = check(AuthInput {
+            query: Some(&q),
+            ..Default::default()
+        })
+        .expect("valid")
+        .expect("present");
         assert_eq!(a.client.as_deref(), Some("sentry.javascript.node/11.12.0"));
 
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:")));
-        let a = check(AuthInput { authorization: Some(&basic), ..Default::default() }).expect("valid").expect("present");
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:"))
+        );
+        let a = check(AuthInput {
+            authorization: Some(&basic),
+            ..Default::default()
+        })
+        .expect("valid")
+        .expect("present");
         assert_eq!(a.public_key, KEY);
     }
 
@@ -208,22 +229,44 @@ mod tests {
         let h = format!("Sentry sentry_key={KEY}");
         let q = format!("sentry_key={KEY}");
         assert_eq!(
-            check(AuthInput { x_sentry_auth: Some(&h), query: Some(&q), ..Default::default() }),
+            check(AuthInput {
+                x_sentry_auth: Some(&h),
+                query: Some(&q),
+                ..Default::default()
+            }),
             Err(AuthError::Multiple)
         );
         assert_eq!(check(AuthInput::default()), Ok(None));
         assert_eq!(
-            check(AuthInput { x_sentry_auth: Some("Sentry sentry_key=nothex"), ..Default::default() }),
+            check(AuthInput {
+                x_sentry_auth: Some("Sentry sentry_key=nothex"),
+                ..Default::default()
+            }),
             Err(AuthError::BadKey)
         );
         let v8 = format!("Sentry sentry_key={KEY}, sentry_version=8");
         assert!(matches!(
-            check(AuthInput { x_sentry_auth: Some(&v8), ..Default::default() }),
+            check(AuthInput {
+                x_sentry_auth: Some(&v8),
+                ..Default::default()
+            }),
             Err(AuthError::UnsupportedVersion(_))
         ));
         let v71 = format!("Sentry sentry_key={KEY}, sentry_version=7.1");
-        assert!(check(AuthInput { x_sentry_auth: Some(&v71), ..Default::default() }).is_ok());
+        assert!(
+            check(AuthInput {
+                x_sentry_auth: Some(&v71),
+                ..Default::default()
+            })
+            .is_ok()
+        );
         // A query without sentry_key is not an auth payload (e.g. unrelated parameters).
-        assert_eq!(check(AuthInput { query: Some("foo=bar"), ..Default::default() }), Ok(None));
+        assert_eq!(
+            check(AuthInput {
+                query: Some("foo=bar"),
+                ..Default::default()
+            }),
+            Ok(None)
+        );
     }
 }

@@ -19,7 +19,11 @@ pub enum DecodeError {
 
 /// Decodes `body` according to a `Content-Encoding` header value, refusing to produce more
 /// than `limit` bytes. Identity bodies over the limit are refused too.
-pub fn decode_body<'a>(encoding: Option<&str>, body: &'a [u8], limit: usize) -> Result<Cow<'a, [u8]>, DecodeError> {
+pub fn decode_body<'a>(
+    encoding: Option<&str>,
+    body: &'a [u8],
+    limit: usize,
+) -> Result<Cow<'a, [u8]>, DecodeError> {
     let enc = encoding
         .and_then(|e| e.split(',').next())
         .map(|e| e.trim().to_ascii_lowercase())
@@ -35,16 +39,43 @@ pub fn decode_body<'a>(encoding: Option<&str>, body: &'a [u8], limit: usize) -> 
         }
         "gzip" | "x-gzip" => read_capped(flate2::read::MultiGzDecoder::new(body), limit, "gzip"),
         "deflate" => read_capped(flate2::read::ZlibDecoder::new(body), limit, "deflate"),
-        "br" => read_capped(brotli_decompressor::Decompressor::new(body, 4096), limit, "br"),
+        "br" => read_capped(
+            brotli_decompressor::Decompressor::new(body, 4096),
+            limit,
+            "br",
+        ),
         "zstd" => {
-            let dec = zstd::stream::read::Decoder::new(body).map_err(|_| DecodeError::Corrupt("zstd"))?;
+            let dec =
+                zstd::stream::read::Decoder::new(body).map_err(|_| DecodeError::Corrupt("zstd"))?;
             read_capped(dec, limit, "zstd")
         }
         other => Err(DecodeError::Unsupported(other.to_owned())),
     }
 }
 
-fn read_capped<'a, R: Read>(reader: R, limit: usize, name: &'static str) -> Result<Cow<'a, [u8]>, DecodeError> {
+/// Decodes a legacy store body: JSON as is, or (very old SDKs) base64 of zlib-deflated
+/// JSON. `None` when it is neither.
+pub fn decode_store_body(body: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let trimmed = body.trim_ascii_start();
+    if trimmed.starts_with(b"{") {
+        return Some(body.to_vec());
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(body.trim_ascii())
+        .ok()?;
+    let inflated = read_capped(flate2::read::ZlibDecoder::new(&raw[..]), limit, "deflate").ok()?;
+    inflated
+        .trim_ascii_start()
+        .starts_with(b"{")
+        .then(|| inflated.into_owned())
+}
+
+fn read_capped<'a, R: Read>(
+    reader: R,
+    limit: usize,
+    name: &'static str,
+) -> Result<Cow<'a, [u8]>, DecodeError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     reader
@@ -71,22 +102,56 @@ mod tests {
     #[test]
     fn every_encoding_round_trips() {
         let data = b"{\"event_id\":\"x\"}\n".repeat(10);
-        assert_eq!(decode_body(Some("gzip"), &gzip(&data), 1 << 20).expect("gzip").as_ref(), &data[..]);
+        assert_eq!(
+            decode_body(Some("gzip"), &gzip(&data), 1 << 20)
+                .expect("gzip")
+                .as_ref(),
+            &data[..]
+        );
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&data).expect("write");
-        assert_eq!(decode_body(Some("deflate"), &z.finish().expect("zlib"), 1 << 20).expect("deflate").as_ref(), &data[..]);
+        assert_eq!(
+            decode_body(Some("deflate"), &z.finish().expect("zlib"), 1 << 20)
+                .expect("deflate")
+                .as_ref(),
+            &data[..]
+        );
         let zs = zstd::bulk::compress(&data, 3).expect("zstd");
-        assert_eq!(decode_body(Some("zstd"), &zs, 1 << 20).expect("zstd").as_ref(), &data[..]);
-        assert_eq!(decode_body(Some(""), &data, 1 << 20).expect("identity").as_ref(), &data[..]);
-        assert_eq!(decode_body(Some("UTF-8"), &data, 1 << 20).expect("utf-8").as_ref(), &data[..]);
+        assert_eq!(
+            decode_body(Some("zstd"), &zs, 1 << 20)
+                .expect("zstd")
+                .as_ref(),
+            &data[..]
+        );
+        assert_eq!(
+            decode_body(Some(""), &data, 1 << 20)
+                .expect("identity")
+                .as_ref(),
+            &data[..]
+        );
+        assert_eq!(
+            decode_body(Some("UTF-8"), &data, 1 << 20)
+                .expect("utf-8")
+                .as_ref(),
+            &data[..]
+        );
     }
 
     #[test]
     fn bombs_and_garbage_are_refused() {
         let bomb = gzip(&vec![0u8; 50 << 20]);
         assert!(bomb.len() < 100_000);
-        assert_eq!(decode_body(Some("gzip"), &bomb, 1 << 20), Err(DecodeError::TooLarge(1 << 20)));
-        assert_eq!(decode_body(Some("gzip"), b"not gzip", 1 << 20), Err(DecodeError::Corrupt("gzip")));
-        assert!(matches!(decode_body(Some("lzma"), b"x", 10), Err(DecodeError::Unsupported(_))));
+        assert_eq!(
+            decode_body(Some("gzip"), &bomb, 1 << 20),
+            Err(DecodeError::TooLarge(1 << 20))
+        );
+        assert_eq!(
+            decode_body(Some("gzip"), b"not gzip", 1 << 20),
+            Err(DecodeError::Corrupt("gzip"))
+        );
+        assert!(matches!(
+            decode_body(Some("lzma"), b"x", 10),
+            Err(DecodeError::Unsupported(_))
+        ));
     }
 }

@@ -47,9 +47,10 @@ impl FromStr for Dsn {
             return Err(DsnError::NoHost);
         }
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h.to_owned(), Some(p.parse().map_err(|_| DsnError::BadPort)?))
-            }
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+                h.to_owned(),
+                Some(p.parse().map_err(|_| DsnError::BadPort)?),
+            ),
             _ => (hostport.to_owned(), None),
         };
         let path = path.trim_end_matches('/');
@@ -70,7 +71,11 @@ impl Dsn {
     /// The base URL SDKs derive endpoints from, e.g. `http://127.0.0.1:9000`.
     pub fn base_url(&self) -> String {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        let path = if self.path.is_empty() { String::new() } else { format!("/{}", self.path) };
+        let path = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.path)
+        };
         format!("{}://{}{}{}", self.scheme, self.host, port, path)
     }
 
@@ -83,8 +88,16 @@ impl Dsn {
 impl fmt::Display for Dsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        let path = if self.path.is_empty() { String::new() } else { format!("{}/", self.path) };
-        write!(f, "{}://{}@{}{}/{}{}", self.scheme, self.public_key, self.host, port, path, self.project_id)
+        let path = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.path)
+        };
+        write!(
+            f,
+            "{}://{}@{}{}/{}{}",
+            self.scheme, self.public_key, self.host, port, path, self.project_id
+        )
     }
 }
 
@@ -94,17 +107,30 @@ mod tests {
 
     #[test]
     fn parses_and_round_trips() {
-        let d: Dsn = "http://0123456789abcdef0123456789abcdef@localhost:8000/sub/path/42".parse().expect("dsn");
+        let d: Dsn = "http://0123456789abcdef0123456789abcdef@localhost:8000/sub/path/42"
+            .parse()
+            .expect("dsn");
         assert_eq!(d.project_id, 42);
         assert_eq!(d.port, Some(8000));
         assert_eq!(d.path, "sub/path");
-        assert_eq!(d.envelope_url(), "http://localhost:8000/sub/path/api/42/envelope/");
-        assert_eq!(d.to_string(), "http://0123456789abcdef0123456789abcdef@localhost:8000/sub/path/42");
-        let d: Dsn = "https://0123456789ABCDEF0123456789abcdef:secret@errors.example.com/7".parse().expect("dsn");
+        assert_eq!(
+            d.envelope_url(),
+            "http://localhost:8000/sub/path/api/42/envelope/"
+        );
+        assert_eq!(
+            d.to_string(),
+            "http://0123456789abcdef0123456789abcdef@localhost:8000/sub/path/42"
+        );
+        let d: Dsn = "https://0123456789ABCDEF0123456789abcdef:secret@errors.example.com/7"
+            .parse()
+            .expect("dsn");
         assert_eq!(d.public_key, "0123456789abcdef0123456789abcdef");
         assert_eq!(d.port, None);
         assert_eq!("nonsense".parse::<Dsn>(), Err(DsnError::NoScheme));
         assert_eq!("http://short@h/1".parse::<Dsn>(), Err(DsnError::BadKey));
-        assert_eq!("http://0123456789abcdef0123456789abcdef@h/x".parse::<Dsn>(), Err(DsnError::BadProject));
+        assert_eq!(
+            "http://0123456789abcdef0123456789abcdef@h/x".parse::<Dsn>(),
+            Err(DsnError::BadProject)
+        );
     }
 }

@@ -101,7 +101,8 @@ impl<'a> Envelope<'a> {
             return Err(EnvelopeError::Empty);
         }
         let (line, mut pos) = next_line(body, 0);
-        let header: EnvelopeHeader = serde_json::from_slice(line).map_err(|e| EnvelopeError::Header(e.to_string()))?;
+        let header: EnvelopeHeader =
+            serde_json::from_slice(line).map_err(|e| EnvelopeError::Header(e.to_string()))?;
         let mut items = Vec::new();
         let len = body.len();
         loop {
@@ -113,10 +114,11 @@ impl<'a> Envelope<'a> {
             }
             let offset = pos;
             let (line, next) = next_line(body, pos);
-            let ih: ItemHeader = serde_json::from_slice(line).map_err(|e| EnvelopeError::ItemHeader {
-                offset,
-                reason: e.to_string(),
-            })?;
+            let ih: ItemHeader =
+                serde_json::from_slice(line).map_err(|e| EnvelopeError::ItemHeader {
+                    offset,
+                    reason: e.to_string(),
+                })?;
             pos = next;
             let payload = match ih.length {
                 Some(n) => {
@@ -124,7 +126,10 @@ impl<'a> Envelope<'a> {
                         .ok()
                         .and_then(|n| pos.checked_add(n))
                         .filter(|&end| end <= len)
-                        .ok_or(EnvelopeError::Truncated { offset: pos, expected: n })?;
+                        .ok_or(EnvelopeError::Truncated {
+                            offset: pos,
+                            expected: n,
+                        })?;
                     let p = &body[pos..end];
                     pos = end;
                     if pos < len {
@@ -201,7 +206,10 @@ mod tests {
     fn length_and_newline_framing() {
         let body = b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"x\":1}\n{\"type\":\"attachment\",\"length\":12,\"filename\":\"a.txt\"}\nhello\nworld\n\n{\"type\":\"event\"}\n{\"message\":\"hi\"}";
         let env = Envelope::parse(body).expect("parse");
-        assert_eq!(env.header.event_id().map(|e| e.to_string()).as_deref(), Some("9ec79c33ec9942ab8353589fcb2e04dc"));
+        assert_eq!(
+            env.header.event_id().map(|e| e.to_string()).as_deref(),
+            Some("9ec79c33ec9942ab8353589fcb2e04dc")
+        );
         assert_eq!(env.header.other.get("x"), Some(&Value::from(1)));
         assert_eq!(env.items.len(), 2);
         assert_eq!(env.items[0].payload, b"hello\nworld\n");
@@ -219,7 +227,10 @@ mod tests {
     #[test]
     fn malformed_envelopes() {
         assert_eq!(Envelope::parse(b"").unwrap_err(), EnvelopeError::Empty);
-        assert!(matches!(Envelope::parse(b"not json\n").unwrap_err(), EnvelopeError::Header(_)));
+        assert!(matches!(
+            Envelope::parse(b"not json\n").unwrap_err(),
+            EnvelopeError::Header(_)
+        ));
         assert!(matches!(
             Envelope::parse(b"{}\n{\"type\":\"event\",\"length\":50}\n{}").unwrap_err(),
             EnvelopeError::Truncated { .. }
@@ -228,7 +239,10 @@ mod tests {
             Envelope::parse(b"{}\n{\"type\":\"event\",\"length\":2}\n{}}\n").unwrap_err(),
             EnvelopeError::MissingNewline(_)
         ));
-        assert!(matches!(Envelope::parse(b"{}\n{\"length\":2}\n{}").unwrap_err(), EnvelopeError::ItemHeader { .. }));
+        assert!(matches!(
+            Envelope::parse(b"{}\n{\"length\":2}\n{}").unwrap_err(),
+            EnvelopeError::ItemHeader { .. }
+        ));
     }
 
     #[test]

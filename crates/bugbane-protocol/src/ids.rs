@@ -52,7 +52,14 @@ impl EventId {
     /// The id as 8-4-4-4-12 hyphenated hex (what the minidump endpoint answers with).
     pub fn hyphenated(&self) -> String {
         let s = self.to_string();
-        format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &s[..8],
+            &s[8..12],
+            &s[12..16],
+            &s[16..20],
+            &s[20..]
+        )
     }
 }
 

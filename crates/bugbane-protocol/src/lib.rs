@@ -14,7 +14,7 @@ pub mod ids;
 pub mod item;
 
 pub use auth::{Auth, AuthError, AuthInput};
-pub use decode::{DecodeError, decode_body};
+pub use decode::{DecodeError, decode_body, decode_store_body};
 pub use dsn::{Dsn, DsnError};
 pub use envelope::{Envelope, EnvelopeBuilder, EnvelopeError, EnvelopeHeader, Item, ItemHeader};
 pub use ids::EventId;

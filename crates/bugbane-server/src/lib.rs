@@ -1,1 +1,140 @@
-//! placeholder
+//! The HTTP layer, and the only crate that knows HTTP: the ingestion endpoints SDKs post
+//! to, Sentry's web API under `/api/0/`, and the background tasks a running server owns
+//! (processing the spool, retention, the disk-space watch).
+//!
+//! Handlers translate between HTTP and the lower layers and nothing more: wire parsing is
+//! `bugbane-protocol`'s, processing is `bugbane-core`'s, and every byte on disk goes
+//! through `bugbane-store`.
+
+mod api;
+pub mod config;
+mod error;
+mod ingest;
+mod limits;
+mod processor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use bugbane_store::Store;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::ApiError;
+
+/// Shared state of a running server.
+pub struct App {
+    pub store: Store,
+    pub config: Config,
+    data_dir: PathBuf,
+    keys: limits::KeyCache,
+    limiter: limits::RateLimiter,
+    /// Envelopes acknowledged and not yet processed.
+    backlog: AtomicI64,
+    low_disk: AtomicBool,
+}
+
+impl App {
+    /// Builds the state; `backlog` starts from what the spool already holds.
+    pub async fn new(
+        store: Store,
+        config: Config,
+        data_dir: PathBuf,
+    ) -> Result<Arc<App>, bugbane_store::Error> {
+        let backlog = store.spool_backlog().await?;
+        Ok(Arc::new(App {
+            store,
+            config,
+            data_dir,
+            keys: limits::KeyCache::default(),
+            limiter: limits::RateLimiter::default(),
+            backlog: AtomicI64::new(backlog),
+            low_disk: AtomicBool::new(false),
+        }))
+    }
+
+    /// Envelopes acknowledged and not yet processed.
+    pub fn backlog(&self) -> i64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+}
+
+/// All routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(ingest::routes())
+        .merge(api::routes())
+        .with_state(app)
+}
+
+/// Starts the background tasks: spool processing, retention sweeps and the disk watch.
+pub fn spawn_background(app: &Arc<App>) {
+    tokio::spawn(processor::run(app.clone()));
+    tokio::spawn(retention_loop(app.clone()));
+    tokio::spawn(disk_watch(app.clone()));
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    spawn_background(&app);
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn retention_loop(app: Arc<App>) {
+    let every = Duration::from_secs(app.config.retention.sweep_interval_minutes.max(1) * 60);
+    loop {
+        let cutoff = now() - f64::from(app.config.retention.days) * 86400.0;
+        match app.store.sweep_retention(cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(events = n, "retention sweep deleted old events"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Watches free space in the data directory; below the floor, ingestion is refused
+/// before the disk fills (an acknowledged envelope must always fit).
+async fn disk_watch(app: Arc<App>) {
+    let floor = app.config.ingest.min_free_disk_mb.saturating_mul(1 << 20);
+    loop {
+        if let Ok(free) = fs4::available_space(&app.data_dir) {
+            let low = free < floor;
+            let was = app.low_disk.swap(low, Ordering::Relaxed);
+            if low && !was {
+                tracing::warn!(
+                    free_mb = free >> 20,
+                    floor_mb = floor >> 20,
+                    "free disk below the floor; refusing ingestion"
+                );
+            } else if !low && was {
+                tracing::info!(
+                    free_mb = free >> 20,
+                    "free disk back above the floor; accepting ingestion"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Current time in UNIX seconds.
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -60,7 +60,10 @@ pub struct SaveSummary {
     pub duplicates: usize,
 }
 
-pub(crate) fn commit_spool_batch(conn: &mut Connection, entries: &[SpoolEntry]) -> Result<Vec<i64>> {
+pub(crate) fn commit_spool_batch(
+    conn: &mut Connection,
+    entries: &[SpoolEntry],
+) -> Result<Vec<i64>> {
     let tx = conn.transaction()?;
     let mut ids = Vec::with_capacity(entries.len());
     {
@@ -68,7 +71,13 @@ pub(crate) fn commit_spool_batch(conn: &mut Connection, entries: &[SpoolEntry]) 
             "INSERT INTO spool (project_id, received, client_ip, sdk_client, body) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for e in entries {
-            stmt.execute(params![e.project_id, e.received, e.client_ip, e.sdk_client, e.body])?;
+            stmt.execute(params![
+                e.project_id,
+                e.received,
+                e.client_ip,
+                e.sdk_client,
+                e.body
+            ])?;
             ids.push(tx.last_insert_rowid());
         }
     }
@@ -105,7 +114,8 @@ impl Store {
 
     /// Envelopes acknowledged but not yet processed.
     pub async fn spool_backlog(&self) -> Result<i64> {
-        self.read(|c| count(c, "SELECT COUNT(*) FROM spool", [])).await
+        self.read(|c| count(c, "SELECT COUNT(*) FROM spool", []))
+            .await
     }
 
     /// Saves a batch of processed envelopes and removes them from the spool, atomically:
@@ -115,7 +125,8 @@ impl Store {
             let mut summary = SaveSummary::default();
             for env in &batch {
                 save_envelope(tx, env, &mut summary)?;
-                tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?.execute([env.spool_id])?;
+                tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
+                    .execute([env.spool_id])?;
             }
             Ok(summary)
         })
@@ -123,7 +134,11 @@ impl Store {
     }
 }
 
-fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut SaveSummary) -> Result<()> {
+fn save_envelope(
+    tx: &Transaction<'_>,
+    env: &ProcessedEnvelope,
+    summary: &mut SaveSummary,
+) -> Result<()> {
     let pid = env.project_id;
     for record in &env.records.records {
         summary.records += 1;
@@ -141,7 +156,13 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
                     pid, t.event_id, t.trace_id, t.span_id, t.name, t.op, t.status, t.start, t.end, t.release,
                     t.environment, compress_json(&t.payload)
                 ])?;
-                note_release(tx, pid, t.release.as_deref(), t.environment.as_deref(), t.end)?;
+                note_release(
+                    tx,
+                    pid,
+                    t.release.as_deref(),
+                    t.environment.as_deref(),
+                    t.end,
+                )?;
             }
             Record::Spans(spans) => {
                 let mut stmt = tx.prepare_cached(
@@ -150,8 +171,20 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
                 )?;
                 for s in spans {
                     stmt.execute(params![
-                        pid, s.trace_id, s.span_id, s.parent_span_id, s.segment_id, s.name, s.op, s.status, s.start,
-                        s.end, s.is_segment, s.release, s.environment, s.data.to_string()
+                        pid,
+                        s.trace_id,
+                        s.span_id,
+                        s.parent_span_id,
+                        s.segment_id,
+                        s.name,
+                        s.op,
+                        s.status,
+                        s.start,
+                        s.end,
+                        s.is_segment,
+                        s.release,
+                        s.environment,
+                        s.data.to_string()
                     ])?;
                 }
             }
@@ -170,7 +203,13 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
                     pid, s.sid, s.did, s.release, s.environment, s.status, s.errors, s.init, s.started, s.timestamp,
                     s.duration, s.seq
                 ])?;
-                note_release(tx, pid, Some(&s.release), s.environment.as_deref(), s.timestamp)?;
+                note_release(
+                    tx,
+                    pid,
+                    Some(&s.release),
+                    s.environment.as_deref(),
+                    s.timestamp,
+                )?;
             }
             Record::SessionAggregates(aggs) => {
                 let mut stmt = tx.prepare_cached(
@@ -190,7 +229,13 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
                         a.abnormal,
                         a.crashed
                     ])?;
-                    note_release(tx, pid, Some(&a.release), a.environment.as_deref(), a.started)?;
+                    note_release(
+                        tx,
+                        pid,
+                        Some(&a.release),
+                        a.environment.as_deref(),
+                        a.started,
+                    )?;
                 }
             }
             Record::CheckIn(c) => {
@@ -268,7 +313,12 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
                     stmt.execute(params![pid, d.reason, d.category, d.quantity, env.received])?;
                 }
             }
-            Record::Raw { ty, content_type, payload, truncated } => {
+            Record::Raw {
+                ty,
+                content_type,
+                payload,
+                truncated,
+            } => {
                 tx.prepare_cached(
                     "INSERT INTO raw_items (project_id, type, event_id, content_type, truncated, received, payload)
                      VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
@@ -280,7 +330,13 @@ fn save_envelope(tx: &Transaction<'_>, env: &ProcessedEnvelope, summary: &mut Sa
     Ok(())
 }
 
-fn note_release(tx: &Transaction<'_>, pid: i64, release: Option<&str>, env: Option<&str>, ts: f64) -> Result<()> {
+fn note_release(
+    tx: &Transaction<'_>,
+    pid: i64,
+    release: Option<&str>,
+    env: Option<&str>,
+    ts: f64,
+) -> Result<()> {
     if let Some(r) = release {
         tx.prepare_cached(
             "INSERT INTO releases (project_id, version, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
@@ -300,9 +356,17 @@ fn note_release(tx: &Transaction<'_>, pid: i64, release: Option<&str>, env: Opti
 fn search_keys(ev: &ProcessedEvent) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if let Some(user) = ev.payload.get("user") {
-        for (field, key) in [("id", "user.id"), ("email", "user.email"), ("username", "user.username"), ("ip_address", "user.ip")] {
-            if let Some(v) = user.get(field).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
-            {
+        for (field, key) in [
+            ("id", "user.id"),
+            ("email", "user.email"),
+            ("username", "user.username"),
+            ("ip_address", "user.ip"),
+        ] {
+            if let Some(v) = user.get(field).and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_i64().map(|n| n.to_string()))
+            }) {
                 out.push((key.to_owned(), v));
             }
         }
@@ -321,9 +385,14 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
     }
     let mut issue_id: Option<i64> = None;
     {
-        let mut stmt = tx.prepare_cached("SELECT issue_id FROM grouphashes WHERE project_id = ?1 AND hash = ?2")?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT issue_id FROM grouphashes WHERE project_id = ?1 AND hash = ?2",
+        )?;
         for h in &ev.grouping.hashes {
-            if let Some(id) = stmt.query_row(params![pid, h], |r| r.get::<_, i64>(0)).optional()? {
+            if let Some(id) = stmt
+                .query_row(params![pid, h], |r| r.get::<_, i64>(0))
+                .optional()?
+            {
                 issue_id = Some(id);
                 break;
             }
@@ -366,8 +435,10 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
     // Counters.
     let new_user = match &ev.user_key {
         Some(u) => {
-            tx.prepare_cached("INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)")?
-                .execute(params![issue_id, u])?
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)",
+            )?
+            .execute(params![issue_id, u])?
                 > 0
         }
         None => false,
@@ -387,7 +458,13 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
             stmt.execute(params![issue_id, k, v, ev.timestamp])?;
         }
     }
-    note_release(tx, pid, ev.release.as_deref(), ev.environment.as_deref(), ev.timestamp)?;
+    note_release(
+        tx,
+        pid,
+        ev.release.as_deref(),
+        ev.environment.as_deref(),
+        ev.timestamp,
+    )?;
     if !new_issue {
         tx.prepare_cached(
             "UPDATE issues SET times_seen = times_seen + 1, user_count = user_count + ?2,
@@ -406,10 +483,20 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
             ev.release
         ])?;
     } else if new_user {
-        tx.prepare_cached("UPDATE issues SET user_count = 1 WHERE id = ?1")?.execute([issue_id])?;
+        tx.prepare_cached("UPDATE issues SET user_count = 1 WHERE id = ?1")?
+            .execute([issue_id])?;
     }
-    let regressed = if new_issue { false } else { apply_lifecycle(tx, pid, issue_id, ev)? };
-    Ok(Some(SavedEvent { event_id: ev.event_id.clone(), issue_id, new_issue, regressed }))
+    let regressed = if new_issue {
+        false
+    } else {
+        apply_lifecycle(tx, pid, issue_id, ev)?
+    };
+    Ok(Some(SavedEvent {
+        event_id: ev.event_id.clone(),
+        issue_id,
+        new_issue,
+        regressed,
+    }))
 }
 
 fn create_issue(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<i64> {
@@ -438,15 +525,34 @@ fn create_issue(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<i
     Ok(id)
 }
 
-pub(crate) fn record_activity(tx: &Transaction<'_>, issue_id: i64, ty: &str, data: &Value, user: Option<i64>) -> Result<()> {
-    tx.prepare_cached("INSERT INTO activity (issue_id, type, data, user_id, created) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![issue_id, ty, data.to_string(), user, crate::sqlite::now()])?;
+pub(crate) fn record_activity(
+    tx: &Transaction<'_>,
+    issue_id: i64,
+    ty: &str,
+    data: &Value,
+    user: Option<i64>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO activity (issue_id, type, data, user_id, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        issue_id,
+        ty,
+        data.to_string(),
+        user,
+        crate::sqlite::now()
+    ])?;
     Ok(())
 }
 
 /// Applies the issue lifecycle to an event joining an existing issue. Returns whether it
 /// regressed the issue.
-fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &ProcessedEvent) -> Result<bool> {
+fn apply_lifecycle(
+    tx: &Transaction<'_>,
+    pid: i64,
+    issue_id: i64,
+    ev: &ProcessedEvent,
+) -> Result<bool> {
     let (status, resolution, ignore, times_seen, users): (String, Option<String>, Option<String>, i64, i64) = tx
         .prepare_cached("SELECT status, resolution, ignore_condition, times_seen, user_count FROM issues WHERE id = ?1")?
         .query_row([issue_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
@@ -461,7 +567,8 @@ fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &Processed
     };
     let mut first_seen: HashMap<String, f64> = HashMap::new();
     {
-        let mut stmt = tx.prepare_cached("SELECT version, first_seen FROM releases WHERE project_id = ?1")?;
+        let mut stmt =
+            tx.prepare_cached("SELECT version, first_seen FROM releases WHERE project_id = ?1")?;
         let rows = stmt.query_map([pid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
         for row in rows {
             let (v, t) = row?;
@@ -469,9 +576,21 @@ fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &Processed
         }
     }
     let cmp = |a: &str, b: &str| {
-        lifecycle::compare_releases(a, b, *first_seen.get(a).unwrap_or(&f64::MAX), *first_seen.get(b).unwrap_or(&f64::MAX))
+        lifecycle::compare_releases(
+            a,
+            b,
+            *first_seen.get(a).unwrap_or(&f64::MAX),
+            *first_seen.get(b).unwrap_or(&f64::MAX),
+        )
     };
-    let transition = lifecycle::on_event(&state, ev.release.as_deref(), ev.received, times_seen as u64, users as u64, &cmp);
+    let transition = lifecycle::on_event(
+        &state,
+        ev.release.as_deref(),
+        ev.received,
+        times_seen as u64,
+        users as u64,
+        &cmp,
+    );
     match transition {
         Transition::None => Ok(false),
         Transition::Regressed => {
@@ -479,7 +598,13 @@ fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &Processed
                 "UPDATE issues SET status = 'unresolved', substatus = 'regressed', resolution = NULL, resolved_at = NULL WHERE id = ?1",
             )?
             .execute([issue_id])?;
-            record_activity(tx, issue_id, "set_regression", &json!({"version": ev.release, "event_id": ev.event_id}), None)?;
+            record_activity(
+                tx,
+                issue_id,
+                "set_regression",
+                &json!({"version": ev.release, "event_id": ev.event_id}),
+                None,
+            )?;
             Ok(true)
         }
         Transition::Unignored => {
@@ -487,7 +612,13 @@ fn apply_lifecycle(tx: &Transaction<'_>, pid: i64, issue_id: i64, ev: &Processed
                 "UPDATE issues SET status = 'unresolved', substatus = 'ongoing', ignore_condition = NULL WHERE id = ?1",
             )?
             .execute([issue_id])?;
-            record_activity(tx, issue_id, "set_unresolved", &json!({"reason": "ignore condition met"}), None)?;
+            record_activity(
+                tx,
+                issue_id,
+                "set_unresolved",
+                &json!({"reason": "ignore condition met"}),
+                None,
+            )?;
             Ok(false)
         }
     }

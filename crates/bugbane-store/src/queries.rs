@@ -11,7 +11,8 @@ use crate::ingest::record_activity;
 use crate::model::*;
 use crate::sqlite::{Store, count, now};
 
-const PROJECT_COLS: &str = "p.id, p.org_id, o.slug, p.slug, p.name, p.platform, p.created, p.scrub_settings";
+const PROJECT_COLS: &str =
+    "p.id, p.org_id, o.slug, p.slug, p.name, p.platform, p.created, p.scrub_settings";
 
 fn project_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     let scrub: String = r.get(7)?;
@@ -44,7 +45,8 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ProjectKey> {
 const ISSUE_COLS: &str = "i.id, i.project_id, p.slug, o.slug, i.short_id, i.title, i.culprit, i.level, i.type, i.platform,
     i.metadata, i.status, i.substatus, i.resolution, i.ignore_condition, i.first_seen, i.last_seen, i.times_seen,
     i.user_count, i.first_release, i.last_release, i.resolved_at";
-const ISSUE_FROM: &str = "issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id";
+const ISSUE_FROM: &str =
+    "issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id";
 
 fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
     let metadata: String = r.get(10)?;
@@ -79,10 +81,21 @@ fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
 
 fn insert_org(tx: &Transaction<'_>, slug: &str) -> Result<Organization> {
     let created = now();
-    tx.execute("INSERT INTO organizations (slug, name, created) VALUES (?1, ?1, ?2)", params![slug, created])?;
+    tx.execute(
+        "INSERT INTO organizations (slug, name, created) VALUES (?1, ?1, ?2)",
+        params![slug, created],
+    )?;
     let id = tx.last_insert_rowid();
-    tx.execute("INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?2)", params![id, slug])?;
-    Ok(Organization { id, slug: slug.into(), name: slug.into(), created })
+    tx.execute(
+        "INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?2)",
+        params![id, slug],
+    )?;
+    Ok(Organization {
+        id,
+        slug: slug.into(),
+        name: slug.into(),
+        created,
+    })
 }
 
 fn insert_project(
@@ -101,9 +114,15 @@ fn insert_project(
         )
         .optional()?;
     let (org_id, team_id) = org.ok_or(Error::NotFound("organization"))?;
-    let exists = count(tx, "SELECT COUNT(*) FROM projects WHERE org_id = ?1 AND slug = ?2", params![org_id, slug])?;
+    let exists = count(
+        tx,
+        "SELECT COUNT(*) FROM projects WHERE org_id = ?1 AND slug = ?2",
+        params![org_id, slug],
+    )?;
     if exists > 0 {
-        return Err(Error::Conflict(format!("project {slug} already exists in {org_slug}")));
+        return Err(Error::Conflict(format!(
+            "project {slug} already exists in {org_slug}"
+        )));
     }
     let settings = serde_json::to_string(&ScrubSettings::default()).unwrap_or_else(|_| "{}".into());
     tx.execute(
@@ -121,11 +140,20 @@ fn insert_project(
         [pid],
         project_row,
     )?;
-    let key = tx.query_row(&format!("SELECT {KEY_COLS} FROM project_keys WHERE id = ?1"), [key_id], key_row)?;
+    let key = tx.query_row(
+        &format!("SELECT {KEY_COLS} FROM project_keys WHERE id = ?1"),
+        [key_id],
+        key_row,
+    )?;
     Ok((project, key))
 }
 
-fn insert_user(tx: &Transaction<'_>, email: &str, password_hash: &str, admin: bool) -> Result<User> {
+fn insert_user(
+    tx: &Transaction<'_>,
+    email: &str,
+    password_hash: &str,
+    admin: bool,
+) -> Result<User> {
     if count(tx, "SELECT COUNT(*) FROM users WHERE email = ?1", [email])? > 0 {
         return Err(Error::Conflict(format!("user {email} already exists")));
     }
@@ -139,13 +167,19 @@ fn insert_user(tx: &Transaction<'_>, email: &str, password_hash: &str, admin: bo
         "INSERT INTO org_members (org_id, user_id, role) SELECT id, ?1, ?2 FROM organizations",
         params![id, if admin { "owner" } else { "member" }],
     )?;
-    Ok(User { id, email: email.into(), is_admin: admin, created })
+    Ok(User {
+        id,
+        email: email.into(),
+        is_admin: admin,
+        created,
+    })
 }
 
 impl Store {
     /// Whether first-start setup has yet to run.
     pub async fn needs_bootstrap(&self) -> Result<bool> {
-        self.read(|c| Ok(count(c, "SELECT COUNT(*) FROM organizations", [])? == 0)).await
+        self.read(|c| Ok(count(c, "SELECT COUNT(*) FROM organizations", [])? == 0))
+            .await
     }
 
     /// First start: organization, team and project `default`, the admin user and their
@@ -176,8 +210,15 @@ impl Store {
     /// Creates an organization (with a team of the same slug).
     pub async fn create_org(&self, slug: String) -> Result<Organization> {
         self.write(move |tx| {
-            if count(tx, "SELECT COUNT(*) FROM organizations WHERE slug = ?1", [&slug])? > 0 {
-                return Err(Error::Conflict(format!("organization {slug} already exists")));
+            if count(
+                tx,
+                "SELECT COUNT(*) FROM organizations WHERE slug = ?1",
+                [&slug],
+            )? > 0
+            {
+                return Err(Error::Conflict(format!(
+                    "organization {slug} already exists"
+                )));
             }
             insert_org(tx, &slug)
         })
@@ -193,20 +234,34 @@ impl Store {
         public_key: String,
         id: Option<i64>,
     ) -> Result<(Project, ProjectKey)> {
-        self.write(move |tx| insert_project(tx, &org_slug, &slug, platform.as_deref(), &public_key, id)).await
+        self.write(move |tx| {
+            insert_project(tx, &org_slug, &slug, platform.as_deref(), &public_key, id)
+        })
+        .await
     }
 
     /// Enables or disables a key.
     pub async fn set_key_active(&self, public_key: String, active: bool) -> Result<()> {
         self.write(move |tx| {
-            let n = tx.execute("UPDATE project_keys SET active = ?2 WHERE public_key = ?1", params![public_key, active])?;
-            if n == 0 { Err(Error::NotFound("key")) } else { Ok(()) }
+            let n = tx.execute(
+                "UPDATE project_keys SET active = ?2 WHERE public_key = ?1",
+                params![public_key, active],
+            )?;
+            if n == 0 {
+                Err(Error::NotFound("key"))
+            } else {
+                Ok(())
+            }
         })
         .await
     }
 
     /// Sets a key's events-per-minute limit (`None` = the server default).
-    pub async fn set_key_rate_limit(&self, public_key: String, per_minute: Option<i64>) -> Result<()> {
+    pub async fn set_key_rate_limit(
+        &self,
+        public_key: String,
+        per_minute: Option<i64>,
+    ) -> Result<()> {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE project_keys SET rate_limit_per_minute = ?2 WHERE public_key = ?1",
@@ -221,19 +276,33 @@ impl Store {
     pub async fn set_scrub_settings(&self, project_id: i64, settings: ScrubSettings) -> Result<()> {
         let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
         self.write(move |tx| {
-            tx.execute("UPDATE projects SET scrub_settings = ?2 WHERE id = ?1", params![project_id, json])?;
+            tx.execute(
+                "UPDATE projects SET scrub_settings = ?2 WHERE id = ?1",
+                params![project_id, json],
+            )?;
             Ok(())
         })
         .await
     }
 
     /// Creates a user.
-    pub async fn create_user(&self, email: String, password_hash: String, admin: bool) -> Result<User> {
-        self.write(move |tx| insert_user(tx, &email, &password_hash, admin)).await
+    pub async fn create_user(
+        &self,
+        email: String,
+        password_hash: String,
+        admin: bool,
+    ) -> Result<User> {
+        self.write(move |tx| insert_user(tx, &email, &password_hash, admin))
+            .await
     }
 
     /// Stores a new API token (by hash) for the first admin, or for `user_id`.
-    pub async fn create_token(&self, name: String, token_hash: String, user_id: Option<i64>) -> Result<i64> {
+    pub async fn create_token(
+        &self,
+        name: String,
+        token_hash: String,
+        user_id: Option<i64>,
+    ) -> Result<i64> {
         self.write(move |tx| {
             let uid: Option<i64> = match user_id {
                 Some(u) => Some(u),
@@ -267,9 +336,11 @@ impl Store {
     /// Looks a DSN public key up.
     pub async fn key_by_public(&self, public_key: String) -> Result<Option<ProjectKey>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {KEY_COLS} FROM project_keys WHERE public_key = ?1"))?
-                .query_row([public_key], key_row)
-                .optional()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {KEY_COLS} FROM project_keys WHERE public_key = ?1"
+            ))?
+            .query_row([public_key], key_row)
+            .optional()?)
         })
         .await
     }
@@ -277,7 +348,9 @@ impl Store {
     /// A project's keys.
     pub async fn project_keys(&self, project_id: i64) -> Result<Vec<ProjectKey>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT {KEY_COLS} FROM project_keys WHERE project_id = ?1 ORDER BY id"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {KEY_COLS} FROM project_keys WHERE project_id = ?1 ORDER BY id"
+            ))?;
             let rows = stmt.query_map([project_id], key_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -286,7 +359,12 @@ impl Store {
 
     /// Projects visible to a user (all of them for admins and user-less tokens), optionally
     /// within one organization.
-    pub async fn projects(&self, org_slug: Option<String>, user_id: Option<i64>, admin: bool) -> Result<Vec<Project>> {
+    pub async fn projects(
+        &self,
+        org_slug: Option<String>,
+        user_id: Option<i64>,
+        admin: bool,
+    ) -> Result<Vec<Project>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {PROJECT_COLS} FROM projects p JOIN organizations o ON o.id = p.org_id
@@ -315,7 +393,11 @@ impl Store {
     /// Whether a user may see an organization's data.
     pub async fn is_member(&self, org_id: i64, user_id: i64) -> Result<bool> {
         self.read(move |c| {
-            Ok(count(c, "SELECT COUNT(*) FROM org_members WHERE org_id = ?1 AND user_id = ?2", params![org_id, user_id])? > 0)
+            Ok(count(
+                c,
+                "SELECT COUNT(*) FROM org_members WHERE org_id = ?1 AND user_id = ?2",
+                params![org_id, user_id],
+            )? > 0)
         })
         .await
     }
@@ -328,9 +410,11 @@ impl Store {
     /// One issue.
     pub async fn issue(&self, id: i64) -> Result<Option<Issue>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE i.id = ?1"))?
-                .query_row([id], issue_row)
-                .optional()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE i.id = ?1"
+            ))?
+            .query_row([id], issue_row)
+            .optional()?)
         })
         .await
     }
@@ -419,7 +503,12 @@ impl Store {
     }
 
     /// An issue's events, newest first.
-    pub async fn issue_events(&self, issue_id: i64, offset: i64, limit: i64) -> Result<Vec<EventRecord>> {
+    pub async fn issue_events(
+        &self,
+        issue_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload FROM events
@@ -432,7 +521,11 @@ impl Store {
     }
 
     /// The newest or oldest event of an issue.
-    pub async fn issue_event_edge(&self, issue_id: i64, latest: bool) -> Result<Option<EventRecord>> {
+    pub async fn issue_event_edge(
+        &self,
+        issue_id: i64,
+        latest: bool,
+    ) -> Result<Option<EventRecord>> {
         let order = if latest { "DESC" } else { "ASC" };
         self.read(move |c| {
             let row = c
@@ -466,7 +559,9 @@ impl Store {
     pub async fn event_grouping(&self, project_id: i64, event_id: String) -> Result<Option<Value>> {
         self.read(move |c| {
             let blob: Option<Vec<u8>> = c
-                .prepare_cached("SELECT grouping FROM events WHERE project_id = ?1 AND event_id = ?2")?
+                .prepare_cached(
+                    "SELECT grouping FROM events WHERE project_id = ?1 AND event_id = ?2",
+                )?
                 .query_row(params![project_id, event_id], |r| r.get(0))
                 .optional()?;
             blob.map(|b| decompress_json(&b)).transpose()
@@ -495,15 +590,28 @@ impl Store {
     }
 
     /// Values of one tag key on an issue, most frequent first.
-    pub async fn issue_tag_values(&self, issue_id: i64, key: String, limit: i64) -> Result<Vec<TagValue>> {
-        self.read(move |c| tag_values(c, issue_id, &key, limit)).await
+    pub async fn issue_tag_values(
+        &self,
+        issue_id: i64,
+        key: String,
+        limit: i64,
+    ) -> Result<Vec<TagValue>> {
+        self.read(move |c| tag_values(c, issue_id, &key, limit))
+            .await
     }
 
     /// Hashes attached to an issue.
     pub async fn issue_hashes(&self, issue_id: i64) -> Result<Vec<GroupHash>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached("SELECT hash, config FROM grouphashes WHERE issue_id = ?1 ORDER BY hash")?;
-            let rows = stmt.query_map([issue_id], |r| Ok(GroupHash { hash: r.get(0)?, config: r.get(1)? }))?;
+            let mut stmt = c.prepare_cached(
+                "SELECT hash, config FROM grouphashes WHERE issue_id = ?1 ORDER BY hash",
+            )?;
+            let rows = stmt.query_map([issue_id], |r| {
+                Ok(GroupHash {
+                    hash: r.get(0)?,
+                    config: r.get(1)?,
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -564,7 +672,11 @@ impl Store {
     }
 
     /// Attachments of an event: `(id, filename, content type, size)`.
-    pub async fn event_attachments(&self, project_id: i64, event_id: String) -> Result<Vec<(i64, String, Option<String>, i64)>> {
+    pub async fn event_attachments(
+        &self,
+        project_id: i64,
+        event_id: String,
+    ) -> Result<Vec<(i64, String, Option<String>, i64)>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, filename, content_type, size FROM attachments WHERE project_id = ?1 AND event_id = ?2 ORDER BY id",
@@ -629,12 +741,30 @@ impl Store {
 type RawEvent = (i64, i64, String, i64, f64, f64, String, Vec<u8>);
 
 fn raw_event_row(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn finish_event(raw: RawEvent) -> Result<EventRecord> {
     let (id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload) = raw;
-    Ok(EventRecord { id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload: decompress_json(&payload)? })
+    Ok(EventRecord {
+        id,
+        project_id,
+        event_id,
+        issue_id,
+        timestamp,
+        received,
+        primary_hash,
+        payload: decompress_json(&payload)?,
+    })
 }
 
 fn tag_values(c: &Connection, issue_id: i64, key: &str, limit: i64) -> Result<Vec<TagValue>> {
@@ -643,13 +773,21 @@ fn tag_values(c: &Connection, issue_id: i64, key: &str, limit: i64) -> Result<Ve
          ORDER BY count DESC, value LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![issue_id, key, limit], |r| {
-        Ok(TagValue { value: r.get(0)?, count: r.get(1)?, first_seen: r.get(2)?, last_seen: r.get(3)? })
+        Ok(TagValue {
+            value: r.get(0)?,
+            count: r.get(1)?,
+            first_seen: r.get(2)?,
+            last_seen: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn like_pattern(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -662,7 +800,11 @@ fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
     };
     use rusqlite::types::Value as V;
     if !q.project_ids.is_empty() {
-        let list: Vec<String> = q.project_ids.iter().map(|id| arg(V::Integer(*id), &mut args)).collect();
+        let list: Vec<String> = q
+            .project_ids
+            .iter()
+            .map(|id| arg(V::Integer(*id), &mut args))
+            .collect();
         sql.push_str(&format!(" AND i.project_id IN ({})", list.join(", ")));
     } else {
         sql.push_str(" AND 0");
@@ -696,14 +838,18 @@ fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
             key => {
                 let k = arg(V::Text(key.to_owned()), &mut args);
                 let v = arg(V::Text(term.value.clone()), &mut args);
-                format!("EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = {k} AND t.value = {v})")
+                format!(
+                    "EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = {k} AND t.value = {v})"
+                )
             }
         };
         sql.push_str(&format!(" AND {not}({cond})"));
     }
     for word in &q.search.text {
         let p = arg(V::Text(like_pattern(word)), &mut args);
-        sql.push_str(&format!(" AND (i.title LIKE {p} ESCAPE '\\' OR i.culprit LIKE {p} ESCAPE '\\')"));
+        sql.push_str(&format!(
+            " AND (i.title LIKE {p} ESCAPE '\\' OR i.culprit LIKE {p} ESCAPE '\\')"
+        ));
     }
     let order = match q.sort {
         IssueSort::Date => "i.last_seen DESC",
@@ -712,9 +858,15 @@ fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
         IssueSort::User => "i.user_count DESC",
     };
     let limit = q.limit.clamp(1, 100);
-    sql.push_str(&format!(" ORDER BY {order}, i.id DESC LIMIT {} OFFSET {}", limit + 1, q.offset.max(0)));
+    sql.push_str(&format!(
+        " ORDER BY {order}, i.id DESC LIMIT {} OFFSET {}",
+        limit + 1,
+        q.offset.max(0)
+    ));
     let mut stmt = c.prepare(&sql)?;
-    let mut rows: Vec<Issue> = stmt.query_map(params_from_iter(args), issue_row)?.collect::<rusqlite::Result<_>>()?;
+    let mut rows: Vec<Issue> = stmt
+        .query_map(params_from_iter(args), issue_row)?
+        .collect::<rusqlite::Result<_>>()?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok((rows, more))

@@ -35,7 +35,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { spool_queue: 8192, fsync: true }
+        StoreOptions {
+            spool_queue: 8192,
+            fsync: true,
+        }
     }
 }
 
@@ -61,7 +64,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -69,7 +74,9 @@ fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
         path: path.display().to_string(),
@@ -93,11 +100,15 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as u32 + 1;
-        let tx = conn.transaction().map_err(|source| Error::Migrate { version, source })?;
-        tx.execute_batch(sql).map_err(|source| Error::Migrate { version, source })?;
+        let tx = conn
+            .transaction()
+            .map_err(|source| Error::Migrate { version, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| Error::Migrate { version, source })?;
         tx.pragma_update(None, "user_version", version)
             .map_err(|source| Error::Migrate { version, source })?;
-        tx.commit().map_err(|source| Error::Migrate { version, source })?;
+        tx.commit()
+            .map_err(|source| Error::Migrate { version, source })?;
     }
     Ok(())
 }
@@ -119,9 +130,17 @@ impl Store {
         std::thread::Builder::new()
             .name("bugbane-writer".into())
             .spawn(move || writer_loop(conn, rx, notify))
-            .map_err(|source| Error::DataDir { path: path.display().to_string(), source })?;
+            .map_err(|source| Error::DataDir {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(Store {
-            inner: Arc::new(Inner { path, tx, readers: Mutex::new(Vec::new()), spooled }),
+            inner: Arc::new(Inner {
+                path,
+                tx,
+                readers: Mutex::new(Vec::new()),
+                spooled,
+            }),
         })
     }
 
@@ -141,10 +160,13 @@ impl Store {
         // Compress on the caller's task so the single writer thread only writes.
         entry.body = crate::codec::compress(&entry.body);
         let (reply, rx) = oneshot::channel();
-        self.inner.tx.try_send(Msg::Spool(entry, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::SpoolFull,
-            mpsc::error::TrySendError::Closed(_) => Error::Closed,
-        })?;
+        self.inner
+            .tx
+            .try_send(Msg::Spool(entry, reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::SpoolFull,
+                mpsc::error::TrySendError::Closed(_) => Error::Closed,
+            })?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -163,7 +185,11 @@ impl Store {
             });
             let _ = reply.send(result);
         });
-        self.inner.tx.send(Msg::Job(job)).await.map_err(|_| Error::Closed)?;
+        self.inner
+            .tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -220,7 +246,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, spooled: Arc<N
                 Err(e) => {
                     tracing::error!(error = %e, envelopes = entries.len(), "spool commit failed");
                     for reply in replies {
-                        let _ = reply.send(Err(Error::Conflict(format!("spool commit failed: {e}"))));
+                        let _ =
+                            reply.send(Err(Error::Conflict(format!("spool commit failed: {e}"))));
                     }
                 }
             }

@@ -56,8 +56,10 @@ CREATE TABLE api_tokens (
 );
 
 -- The durable ingest spool: acknowledged envelopes not yet processed (zstd).
+-- AUTOINCREMENT: ids must never be reused once processed rows are deleted, because the
+-- processor reads the spool by increasing id.
 CREATE TABLE spool (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id INTEGER NOT NULL,
     received REAL NOT NULL,
     client_ip TEXT,

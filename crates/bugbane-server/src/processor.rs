@@ -1,0 +1,138 @@
+//! The background processor: reads acknowledged envelopes from the spool, processes them
+//! (on the blocking pool, since it is pure CPU) and saves the results, removing them from
+//! the spool in the same transaction. After a crash it simply resumes from the spool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bugbane_core::ProcessContext;
+use bugbane_core::items::{EnvelopeRecords, process_envelope};
+use bugbane_core::normalize::NormalizeContext;
+use bugbane_core::scrub::ScrubSettings;
+use bugbane_protocol::Envelope;
+use bugbane_store::{ProcessedEnvelope, SpoolRow};
+
+use crate::App;
+
+/// Envelopes processed and saved per transaction.
+const BATCH: i64 = 256;
+/// How long a project's scrubbing settings are trusted before being re-read.
+const SETTINGS_TTL: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(app: Arc<App>) {
+    let wake = app.store.spooled();
+    let mut cursor = 0i64;
+    let mut settings: HashMap<i64, (ScrubSettings, Instant)> = HashMap::new();
+    loop {
+        let rows = match app.store.fetch_spool(cursor, BATCH).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the spool failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        for row in &rows {
+            let fresh = settings
+                .get(&row.project_id)
+                .is_some_and(|(_, at)| at.elapsed() < SETTINGS_TTL);
+            if !fresh {
+                let s = match app.store.project(row.project_id).await {
+                    Ok(Some(p)) => p.scrub,
+                    _ => ScrubSettings::default(),
+                };
+                settings.insert(row.project_id, (s, Instant::now()));
+            }
+        }
+        let per_project: HashMap<i64, ScrubSettings> =
+            settings.iter().map(|(k, (s, _))| (*k, s.clone())).collect();
+        let max_raw = app.config.ingest.max_raw_item_bytes;
+        let last = rows.last().map(|r| r.id).unwrap_or(cursor);
+        let n = rows.len() as i64;
+        let batch = match tokio::task::spawn_blocking(move || {
+            rows.into_iter()
+                .map(|r| process_row(r, &per_project, max_raw))
+                .collect::<Vec<_>>()
+        })
+        .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "processing task failed");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        match app.store.save_processed(batch).await {
+            Ok(summary) => {
+                cursor = last;
+                app.backlog.fetch_sub(n, Ordering::Relaxed);
+                tracing::debug!(
+                    envelopes = n,
+                    events = summary.events.len(),
+                    duplicates = summary.duplicates,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "processed a spool batch"
+                );
+            }
+            Err(e) => {
+                // Nothing of the batch was saved; it stays in the spool and is retried.
+                tracing::error!(error = %e, envelopes = n, "saving a processed batch failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn process_row(
+    row: SpoolRow,
+    settings: &HashMap<i64, ScrubSettings>,
+    max_raw: usize,
+) -> ProcessedEnvelope {
+    let records = match Envelope::parse(&row.body) {
+        Ok(env) => {
+            let ctx = ProcessContext {
+                normalize: NormalizeContext {
+                    received: row.received,
+                    sent_at: env
+                        .header
+                        .sent_at
+                        .as_deref()
+                        .and_then(bugbane_core::time_fmt::parse_timestamp_str),
+                    client_ip: row.client_ip.clone(),
+                    sdk_client: row.sdk_client.clone(),
+                    fallback_event_id: env
+                        .header
+                        .event_id()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| format!("{:032x}", row.id)),
+                },
+                scrub: settings.get(&row.project_id).cloned().unwrap_or_default(),
+            };
+            process_envelope(&env, &ctx, max_raw)
+        }
+        Err(e) => {
+            // Validated at ingest, so this means the spool row itself is damaged.
+            tracing::error!(spool.id = row.id, error = %e, "dropping an unparseable spooled envelope");
+            EnvelopeRecords::default()
+        }
+    };
+    for reason in &records.dropped {
+        tracing::warn!(project.id = row.project_id, reason = %reason, "dropped an envelope item");
+    }
+    ProcessedEnvelope {
+        spool_id: row.id,
+        project_id: row.project_id,
+        received: row.received,
+        records,
+    }
+}

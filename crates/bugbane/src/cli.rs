@@ -1,0 +1,303 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use bugbane_core::credentials::{hash_password, hash_token};
+use bugbane_server::{App, Config};
+use bugbane_store::{Store, StoreOptions};
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted error tracking that speaks Sentry's protocol.
+#[derive(Parser, Debug)]
+#[command(name = "bugbane", version, about)]
+struct Cli {
+    /// Data directory (database and spool).
+    #[arg(
+        long,
+        global = true,
+        env = "BUGBANE_DATA",
+        default_value = "./bugbane-data"
+    )]
+    data: PathBuf,
+    /// Configuration file (TOML); see `bugbane config example`.
+    #[arg(long, global = true, env = "BUGBANE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (overrides the configuration).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Send a realistic error event to a DSN, to check an installation.
+    SendTestEvent {
+        /// The DSN to send to.
+        #[arg(long)]
+        dsn: String,
+        /// The exception message.
+        #[arg(
+            long,
+            default_value = "This is a test event sent by bugbane send-test-event"
+        )]
+        message: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectCommand {
+    /// Create a project; prints its DSN as the last line.
+    Create {
+        slug: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        platform: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create an admin API token; prints it as the last line.
+    Create {
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user.
+    Create(UserCreate),
+}
+
+#[derive(Args, Debug)]
+#[group(id = "secret", required = true, multiple = false, args = ["password", "generate"])]
+struct UserCreate {
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    password: Option<String>,
+    /// Generate a password and print it.
+    #[arg(long)]
+    generate: bool,
+    #[arg(long)]
+    admin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print an annotated configuration file with every setting.
+    Example,
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    let mut config = crate::config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { bind } => {
+                if let Some(b) = bind {
+                    config.server.bind = b;
+                }
+                serve(cli.data, config).await
+            }
+            Command::Project(ProjectCommand::Create {
+                slug,
+                org,
+                platform,
+            }) => {
+                let store = open_store(&cli.data, &config)?;
+                let (project, key) = store
+                    .create_project(org, slug, platform, random_hex(16), None)
+                    .await
+                    .context("creating the project")?;
+                println!(
+                    "created project {}/{} (id {})",
+                    project.org_slug, project.slug, project.id
+                );
+                println!("{}", dsn(&config, &key.public_key, project.id));
+                Ok(())
+            }
+            Command::Token(TokenCommand::Create { name }) => {
+                let store = open_store(&cli.data, &config)?;
+                let token = new_token();
+                store
+                    .create_token(name, hash_token(&token), None)
+                    .await
+                    .context("creating the token")?;
+                println!("{token}");
+                Ok(())
+            }
+            Command::User(UserCommand::Create(u)) => {
+                let store = open_store(&cli.data, &config)?;
+                let password = match (u.password, u.generate) {
+                    (Some(p), _) => p,
+                    (None, true) => random_password(),
+                    (None, false) => bail!("give --password or --generate"),
+                };
+                let hash = hash_password(&password, &random_bytes())
+                    .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+                let user = store
+                    .create_user(u.email, hash, u.admin)
+                    .await
+                    .context("creating the user")?;
+                println!(
+                    "created user {} (id {}{})",
+                    user.email,
+                    user.id,
+                    if user.is_admin { ", admin" } else { "" }
+                );
+                if u.generate {
+                    println!("password: {password}");
+                }
+                Ok(())
+            }
+            Command::SendTestEvent { dsn, message } => {
+                crate::test_event::send(&dsn, &message).await
+            }
+            Command::Config(ConfigCommand::Example) => Ok(()),
+        }
+    })
+}
+
+fn open_store(data: &std::path::Path, config: &Config) -> Result<Store> {
+    Store::open(
+        data,
+        StoreOptions {
+            spool_queue: config.storage.spool_queue,
+            fsync: config.storage.fsync,
+        },
+    )
+    .with_context(|| format!("opening the database in {}", data.display()))
+}
+
+fn dsn(config: &Config, public_key: &str, project_id: i64) -> String {
+    let url = config.server.public_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+    format!("{scheme}://{public_key}@{rest}/{project_id}")
+}
+
+fn random_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    // The OS RNG failing is not recoverable for credentials; an all-zero salt or key
+    // would be worse than stopping.
+    if let Err(e) = getrandom::getrandom(&mut b) {
+        panic!("the operating system's random number generator failed: {e}");
+    }
+    b
+}
+
+fn random_hex(n: usize) -> String {
+    let mut out = String::new();
+    while out.len() < n * 2 {
+        for b in random_bytes() {
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out.truncate(n * 2);
+    out
+}
+
+fn new_token() -> String {
+    format!("bbt_{}", random_hex(24))
+}
+
+fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes()
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+async fn serve(data: PathBuf, config: Config) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let store = open_store(&data, &config)?;
+    if store.needs_bootstrap().await? {
+        let password = random_password();
+        let token = new_token();
+        let hash = hash_password(&password, &random_bytes())
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        if let Some(b) = store
+            .bootstrap(
+                "admin@localhost".into(),
+                hash,
+                hash_token(&token),
+                random_hex(16),
+            )
+            .await
+            .context("first-start setup")?
+        {
+            println!("First start: created organization, team and project `default`.");
+            println!("  URL:       {}", config.server.public_url());
+            println!("  Admin:     {} / {}", b.user.email, password);
+            println!("  API token: {token}");
+            println!(
+                "  DSN:       {}",
+                dsn(&config, &b.key.public_key, b.project.id)
+            );
+            println!("Keep these: the password and token are shown only once.");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&config.server.bind)
+        .await
+        .with_context(|| format!("listening on {}", config.server.bind))?;
+    let addr = listener.local_addr()?;
+    let app = App::new(store, config, data).await?;
+    tracing::info!(%addr, backlog = app.backlog(), "bugbane is listening");
+    bugbane_server::serve(app, listener, shutdown_signal()).await?;
+    tracing::info!("bugbane stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
