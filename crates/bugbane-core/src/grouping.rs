@@ -425,8 +425,8 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
     let mut label = Vec::new();
 
     let module = get_str(f, &["module"]).filter(|m| {
-        !(fam == "javascript" && m.contains('/') && abs_path.ends_with(m))
-            && !(fam == "java" && m.contains("$$Lambda$"))
+        !((fam == "javascript" && m.contains('/') && abs_path.ends_with(m))
+            || (fam == "java" && m.contains("$$Lambda$")))
     });
     if let Some(m) = module {
         values.push(m.to_owned());
@@ -479,7 +479,8 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
             .get("data")
             .and_then(|d| d.get("sourcemap"))
             .is_some_and(|s| !s.is_null());
-        if !bad && !(fam == "javascript" && sourcemapped && context.is_some()) && !func.is_empty() {
+        let minified = fam == "javascript" && sourcemapped && context.is_some();
+        if !(bad || minified || func.is_empty()) {
             label.push(format!("function {func}"));
             values.push(func);
         }

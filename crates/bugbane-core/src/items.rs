@@ -176,7 +176,7 @@ pub fn process_envelope(
                 .map(|v| vec![Record::Spans(span_items(&v))])
                 .ok_or_else(|| "invalid span JSON".into()),
             ItemType::Session => json()
-                .and_then(|v| session_update(&v, received))
+                .and_then(|v| session_update(&v, received, ctx.max_session_age))
                 .map(|s| vec![Record::Session(s)])
                 .ok_or_else(|| "invalid session".into()),
             ItemType::Sessions => json()
@@ -346,7 +346,7 @@ fn span_items(v: &Value) -> Vec<Span> {
         .collect()
 }
 
-fn session_update(v: &Value, received: f64) -> Option<SessionUpdate> {
+fn session_update(v: &Value, received: f64, max_age: f64) -> Option<SessionUpdate> {
     let sid = s(v, &["sid"])?;
     let release = s(v, &["attrs", "release"])?;
     let started = v.get("started").and_then(parse_timestamp)?;
@@ -355,8 +355,8 @@ fn session_update(v: &Value, received: f64) -> Option<SessionUpdate> {
         .and_then(parse_timestamp)
         .unwrap_or(received)
         .max(started);
-    // Relay drops updates older than five days or more than a minute in the future.
-    if timestamp < received - 5.0 * 86400.0 || timestamp > received + 60.0 {
+    // Relay drops updates that are too old or more than a minute in the future.
+    if timestamp < received - max_age || timestamp > received + 60.0 {
         return None;
     }
     let did = s(v, &["did"]).filter(|d| d != "00000000-0000-0000-0000-000000000000");

@@ -652,7 +652,7 @@ fn normalize_request(event: &mut Map<String, Value>) {
         .position(|(k, _)| k.eq_ignore_ascii_case("cookie"))
     {
         let (_, cookie) = headers.remove(pos);
-        if !req.get("cookies").is_some_and(|c| !c.is_null())
+        if req.get("cookies").is_none_or(Value::is_null)
             && let Value::String(s) = cookie
         {
             req.insert("cookies".into(), Value::String(s));

@@ -12,10 +12,22 @@ use crate::title::display;
 use crate::value::get_str;
 
 /// Everything processing needs besides the payload.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ProcessContext {
     pub normalize: NormalizeContext,
     pub scrub: ScrubSettings,
+    /// Session updates older than this (seconds) are dropped, as Relay does (5 days).
+    pub max_session_age: f64,
+}
+
+impl Default for ProcessContext {
+    fn default() -> Self {
+        ProcessContext {
+            normalize: NormalizeContext::default(),
+            scrub: ScrubSettings::default(),
+            max_session_age: 5.0 * 86400.0,
+        }
+    }
 }
 
 /// Why an event item could not be processed at all.

@@ -9,9 +9,9 @@ pub(crate) fn contexts_from_user_agent(ua: &str) -> Map<String, Value> {
         return out;
     };
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
-    if known(r.name) && r.category != "crawler" || r.category == "crawler" && known(r.name) {
+    if known(r.name) {
         let mut b = json!({"type": "browser", "name": r.name});
-        if known(&r.version) {
+        if known(r.version) {
             b["version"] = Value::from(r.version.to_string());
         }
         out.insert("browser".into(), b);

@@ -72,6 +72,8 @@ pub struct IngestConfig {
     pub max_backlog: i64,
     /// Free space (MiB) in the data directory below which ingestion is refused.
     pub min_free_disk_mb: u64,
+    /// Session updates older than this many days are dropped (Relay: 5).
+    pub max_session_age_days: u32,
 }
 
 impl Default for IngestConfig {
@@ -88,6 +90,7 @@ impl Default for IngestConfig {
             rate_limit_per_minute: 0,
             max_backlog: 200_000,
             min_free_disk_mb: 256,
+            max_session_age_days: 5,
         }
     }
 }

@@ -66,9 +66,17 @@ impl App {
 /// All routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/_health/", axum::routing::get(health))
         .merge(ingest::routes())
         .merge(api::routes())
         .with_state(app)
+}
+
+/// Liveness for load balancers and operators: up, and how much awaits processing.
+async fn health(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"ok": true, "backlog": app.backlog()}))
 }
 
 /// Starts the background tasks: spool processing, retention sweeps and the disk watch.

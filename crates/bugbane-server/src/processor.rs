@@ -56,11 +56,12 @@ pub(crate) async fn run(app: Arc<App>) {
         let per_project: HashMap<i64, ScrubSettings> =
             settings.iter().map(|(k, (s, _))| (*k, s.clone())).collect();
         let max_raw = app.config.ingest.max_raw_item_bytes;
+        let max_session_age = f64::from(app.config.ingest.max_session_age_days) * 86400.0;
         let last = rows.last().map(|r| r.id).unwrap_or(cursor);
         let n = rows.len() as i64;
         let batch = match tokio::task::spawn_blocking(move || {
             rows.into_iter()
-                .map(|r| process_row(r, &per_project, max_raw))
+                .map(|r| process_row(r, &per_project, max_raw, max_session_age))
                 .collect::<Vec<_>>()
         })
         .await
@@ -97,6 +98,7 @@ fn process_row(
     row: SpoolRow,
     settings: &HashMap<i64, ScrubSettings>,
     max_raw: usize,
+    max_session_age: f64,
 ) -> ProcessedEnvelope {
     let records = match Envelope::parse(&row.body) {
         Ok(env) => {
@@ -117,6 +119,7 @@ fn process_row(
                         .unwrap_or_else(|| format!("{:032x}", row.id)),
                 },
                 scrub: settings.get(&row.project_id).cloned().unwrap_or_default(),
+                max_session_age,
             };
             process_envelope(&env, &ctx, max_raw)
         }

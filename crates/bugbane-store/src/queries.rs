@@ -648,10 +648,16 @@ impl Store {
         .await
     }
 
-    /// Row counts per stored kind.
-    pub async fn counts(&self) -> Result<Counts> {
-        self.read(|c| {
-            let n = |t: &str| count(c, &format!("SELECT COUNT(*) FROM {t}"), []);
+    /// Row counts per stored kind, in one project or all.
+    pub async fn counts(&self, project_id: Option<i64>) -> Result<Counts> {
+        self.read(move |c| {
+            let n = |t: &str| {
+                count(
+                    c,
+                    &format!("SELECT COUNT(*) FROM {t} WHERE ?1 IS NULL OR project_id = ?1"),
+                    [project_id],
+                )
+            };
             Ok(Counts {
                 spool: n("spool")?,
                 events: n("events")?,

@@ -1,1 +1,285 @@
-//! placeholder
+//! Test helpers: a real server on an ephemeral loopback port over a temporary SQLite
+//! database, an API client with an admin token, and the captured SDK fixtures.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bugbane_server::{App, Config};
+use bugbane_store::{Store, StoreOptions};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The public key and project id every fixture was captured with.
+pub const FIXTURE_KEY: &str = "0123456789abcdef0123456789abcdef";
+/// The project id in the fixtures' DSN.
+pub const FIXTURE_PROJECT: i64 = 42;
+/// The admin API token of every test server.
+pub const TOKEN: &str = "bbt_test_token";
+
+/// The shared folder (fixtures, SDK clients) beside the repository.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("BUGBANE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub app: Arc<App>,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with default settings.
+    pub async fn start() -> TestServer {
+        Self::start_with(Config::default()).await
+    }
+
+    /// Starts a server with the given settings, bootstrapped, plus the fixtures' project
+    /// (id 42, key `0123…cdef`).
+    pub async fn start_with(config: Config) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                spool_queue: config.storage.spool_queue,
+                fsync: false,
+            },
+        )
+        .expect("open store");
+        store
+            .bootstrap(
+                "admin@localhost".into(),
+                "not-a-password-hash".into(),
+                bugbane_core::credentials::hash_token(TOKEN),
+                "fedcba9876543210fedcba9876543210".into(),
+            )
+            .await
+            .expect("bootstrap");
+        store
+            .create_project(
+                "default".into(),
+                "fixtures".into(),
+                Some("python".into()),
+                FIXTURE_KEY.into(),
+                Some(FIXTURE_PROJECT),
+            )
+            .await
+            .expect("fixture project");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = config;
+        config.server.public_url = Some(format!("http://{addr}"));
+        let app = App::new(store.clone(), config, dir.path().to_owned())
+            .await
+            .expect("app");
+        tokio::spawn(bugbane_server::serve(
+            app.clone(),
+            listener,
+            std::future::pending(),
+        ));
+        TestServer {
+            addr,
+            store,
+            app,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// The server's base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The fixtures' DSN pointed at this server.
+    pub fn dsn(&self) -> String {
+        format!("http://{FIXTURE_KEY}@{}/{FIXTURE_PROJECT}", self.addr)
+    }
+
+    /// The data directory (to read raw database bytes).
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// GET an API path with the admin token; returns status and JSON.
+    pub async fn api(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("api request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUT JSON to an API path with the admin token.
+    pub async fn api_put(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("api request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts an envelope with query-string auth for the fixtures' project.
+    pub async fn send_envelope(&self, body: Vec<u8>) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url(&format!(
+                "/api/{FIXTURE_PROJECT}/envelope/?sentry_key={FIXTURE_KEY}&sentry_version=7"
+            )))
+            .body(body)
+            .send()
+            .await
+            .expect("envelope request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until everything acknowledged has been processed.
+    pub async fn processed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.app.backlog() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "processing did not finish; backlog {}",
+                self.app.backlog()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Issues of the fixtures' project matching a search.
+    pub async fn issues(&self, query: &str) -> Vec<Value> {
+        let q: String = query
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (status, body) = self
+            .api(&format!(
+                "/api/0/projects/default/fixtures/issues/?limit=100&query={q}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// One captured HTTP request.
+#[derive(Debug, Clone)]
+pub struct FixtureRequest {
+    pub sdk: String,
+    pub case: String,
+    pub file: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    method: String,
+    path: String,
+    query_string: String,
+    headers: Vec<(String, String)>,
+}
+
+/// Every captured request, in SDK, case and arrival order.
+pub fn fixtures() -> Vec<FixtureRequest> {
+    let root = shared_dir().join("fixtures/sdk-envelopes");
+    let mut out = Vec::new();
+    let mut sdks: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .collect();
+    sdks.sort_by_key(|e| e.file_name());
+    for sdk in sdks {
+        let mut cases: Vec<_> = std::fs::read_dir(sdk.path())
+            .expect("sdk dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .collect();
+        cases.sort_by_key(|e| e.file_name());
+        for case in cases {
+            let mut files: Vec<_> = std::fs::read_dir(case.path())
+                .expect("case dir")
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".request.json"))
+                .collect();
+            files.sort();
+            for f in files {
+                let stem = f.trim_end_matches(".request.json").to_owned();
+                let raw: RawRequest = serde_json::from_slice(
+                    &std::fs::read(case.path().join(&f)).expect("request json"),
+                )
+                .expect("request shape");
+                let body =
+                    std::fs::read(case.path().join(format!("{stem}.body"))).unwrap_or_default();
+                out.push(FixtureRequest {
+                    sdk: sdk.file_name().to_string_lossy().into_owned(),
+                    case: case.file_name().to_string_lossy().into_owned(),
+                    file: stem,
+                    method: raw.method,
+                    path: raw.path,
+                    query: raw.query_string,
+                    headers: raw.headers,
+                    body,
+                });
+            }
+        }
+    }
+    out
+}
+
+impl TestServer {
+    /// Replays a captured request byte for byte (headers as captured, minus hop-by-hop ones).
+    pub async fn replay(&self, r: &FixtureRequest) -> (u16, String) {
+        let url = if r.query.is_empty() {
+            self.url(&r.path)
+        } else {
+            self.url(&format!("{}?{}", r.path, r.query))
+        };
+        let method = reqwest::Method::from_bytes(r.method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, url);
+        for (k, v) in &r.headers {
+            let lower = k.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host" | "content-length" | "transfer-encoding" | "connection"
+            ) {
+                continue;
+            }
+            req = req.header(k, v);
+        }
+        if !r.body.is_empty() || r.method == "POST" {
+            req = req.body(r.body.clone());
+        }
+        let res = req.send().await.expect("replay");
+        (res.status().as_u16(), res.text().await.unwrap_or_default())
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the HTTP layer against a real server on a loopback port.
+
+mod fixtures;

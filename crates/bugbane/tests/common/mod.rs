@@ -1,0 +1,138 @@
+//! Running the real `bugbane` binary in tests.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A `bugbane serve` process on a loopback port.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub data: PathBuf,
+    pub token: Option<String>,
+    pub dsn: Option<String>,
+}
+
+/// A free loopback port (bound and released; the race with other processes is acceptable
+/// for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The binary under test.
+pub fn bugbane(data: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bugbane"));
+    cmd.arg("--data")
+        .arg(data)
+        .env("BUGBANE_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+impl Server {
+    /// Starts `bugbane serve` and waits until it answers; reads the first-start banner.
+    pub fn start(data: &Path, port: u16) -> Server {
+        let mut child = bugbane(data, port)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bugbane serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut token = None;
+        let mut dsn = None;
+        loop {
+            while let Ok(line) = rx.try_recv() {
+                if let Some(t) = line.trim().strip_prefix("API token:") {
+                    token = Some(t.trim().to_owned());
+                }
+                if let Some(d) = line.trim().strip_prefix("DSN:") {
+                    dsn = Some(d.trim().to_owned());
+                }
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // The banner is printed before listening; give the reader a moment.
+                std::thread::sleep(Duration::from_millis(50));
+                while let Ok(line) = rx.try_recv() {
+                    if let Some(t) = line.trim().strip_prefix("API token:") {
+                        token = Some(t.trim().to_owned());
+                    }
+                    if let Some(d) = line.trim().strip_prefix("DSN:") {
+                        dsn = Some(d.trim().to_owned());
+                    }
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "bugbane serve did not start");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("bugbane serve exited early: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            port,
+            data: data.to_owned(),
+            token,
+            dsn,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits until everything acknowledged is processed.
+    pub async fn processed(&self, http: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health: Value = http
+                .get(self.url("/_health/"))
+                .send()
+                .await
+                .expect("health")
+                .json()
+                .await
+                .expect("health json");
+            if health["backlog"] == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "backlog did not drain: {health}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process without warning.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// GET an API path with a token.
+pub async fn api(http: &reqwest::Client, url: String, token: &str) -> Value {
+    let res = http.get(&url).bearer_auth(token).send().await.expect("api");
+    assert!(res.status().is_success(), "{url}: {}", res.status());
+    res.json().await.expect("json")
+}
