@@ -676,6 +676,30 @@ fn normalize_request(event: &mut Map<String, Value>) {
             req.insert("cookies".into(), pairs_value(cookies));
         }
     }
+    // As Relay does: a query and fragment in the URL move to their own fields, where the
+    // query's values are scrubbed by key like any other pairs.
+    if let Some(url) = req.get("url").and_then(Value::as_str).map(str::to_owned) {
+        let (rest, fragment) = url
+            .split_once('#')
+            .map(|(u, f)| (u.to_owned(), Some(f.to_owned())))
+            .unwrap_or((url, None));
+        if let Some((base, query)) = rest.split_once('?') {
+            if req
+                .get("query_string")
+                .is_none_or(|q| q.is_null() || q.as_str() == Some(""))
+            {
+                req.insert("query_string".into(), Value::from(query));
+            }
+            req.insert("url".into(), Value::from(base));
+        } else {
+            req.insert("url".into(), Value::from(rest));
+        }
+        if let Some(f) = fragment
+            && !req.contains_key("fragment")
+        {
+            req.insert("fragment".into(), Value::from(f));
+        }
+    }
     if let Some(q) = req.remove("query_string") {
         let query = match q {
             Value::String(s) => {

@@ -239,6 +239,14 @@ fn validate(app: &App, env: &Envelope<'_>) -> Result<(), ApiError> {
             _ => {}
         }
         if item.ty.is_json() {
+            // Skipping strings does not check their UTF-8, so check it first: anything
+            // acknowledged must be processable.
+            std::str::from_utf8(item.payload).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "invalid JSON in {} item: not UTF-8 ({e})",
+                    item.ty.as_str()
+                ))
+            })?;
             serde_json::from_slice::<serde::de::IgnoredAny>(item.payload).map_err(|e| {
                 ApiError::BadRequest(format!("invalid JSON in {} item: {e}", item.ty.as_str()))
             })?;

@@ -49,6 +49,17 @@ enum Msg {
     Job(Job),
 }
 
+/// How often an idle writer folds the WAL back into the database and truncates it, so
+/// the WAL neither grows without bound nor keeps old (unscrubbed spool) pages around.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+
+/// Checkpoints the WAL and truncates it to zero bytes.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -90,6 +101,9 @@ fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Connection> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: every commit is fsynced, so an acknowledged envelope survives power loss.
         conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+        // Spooled envelopes hold data before scrubbing; zero their bytes when they are
+        // deleted instead of leaving them in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
     }
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -170,6 +184,21 @@ impl Store {
         rx.await.map_err(|_| Error::Closed)?
     }
 
+    /// Finishes pending writes and checkpoints the WAL; call before the process exits.
+    pub async fn close(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            checkpoint(conn);
+            let _ = reply.send(());
+        });
+        self.inner
+            .tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
     /// Runs `f` in a write transaction on the writer thread.
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
@@ -222,6 +251,7 @@ impl Store {
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, spooled: Arc<Notify>) {
     let mut spools: Vec<(SpoolEntry, oneshot::Sender<Result<i64>>)> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut last_checkpoint = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(m) = next.take() {
@@ -255,7 +285,12 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, spooled: Arc<N
         for job in jobs.drain(..) {
             job(&mut conn);
         }
+        if rx.is_empty() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            checkpoint(&conn);
+            last_checkpoint = std::time::Instant::now();
+        }
     }
+    checkpoint(&conn);
 }
 
 /// Current time in UNIX seconds (the store stamps rows it creates itself).

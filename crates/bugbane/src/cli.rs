@@ -274,9 +274,10 @@ async fn serve(data: PathBuf, config: Config) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.server.bind))?;
     let addr = listener.local_addr()?;
-    let app = App::new(store, config, data).await?;
+    let app = App::new(store.clone(), config, data).await?;
     tracing::info!(%addr, backlog = app.backlog(), "bugbane is listening");
     bugbane_server::serve(app, listener, shutdown_signal()).await?;
+    store.close().await?;
     tracing::info!("bugbane stopped");
     Ok(())
 }

@@ -1,0 +1,132 @@
+//! Secrets sent by a real SDK with its own scrubbing off never reach the database: the raw
+//! bytes of every database file are searched, with every compressed frame in them inflated.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, api, free_port};
+
+/// Every zstd frame found anywhere in `bytes`, inflated.
+fn inflate_frames(bytes: &[u8]) -> Vec<u8> {
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 4 <= bytes.len() {
+        if bytes[i..i + 4] == MAGIC {
+            let mut frame = Vec::new();
+            if let Ok(d) = zstd::stream::read::Decoder::new(&bytes[i..]) {
+                let mut d = d.single_frame();
+                let _ = std::io::Read::read_to_end(&mut d, &mut frame);
+            }
+            out.extend_from_slice(&frame);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut server = Server::start(dir.path(), port);
+    let token = server.token.clone().expect("token");
+    let dsn = server.dsn.clone().expect("dsn");
+    let http = reqwest::Client::new();
+
+    let secrets = [
+        ("password", "pw-Zx81-local"),
+        ("api_token", "tok-Qm55-local"),
+        ("form_password", "pw-Hh20-form"),
+        ("bearer", "brr-Kd73-header"),
+        ("session", "sess-Wn19-cookie"),
+        ("query_token", "qtok-Ya64-url"),
+        ("card", "4111111111111111"),
+        ("card_local", "5555 5555 5555 4444"),
+        ("card_in_text", "4012-8888-8888-1881"),
+    ];
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/scrub_case.py"
+    ))
+    .env("SENTRY_DSN", &dsn);
+    for (k, v) in secrets {
+        cmd.env(format!("SECRET_{}", k.to_uppercase()), v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("python in time")
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.processed(&http).await;
+
+    // The event arrived, with the secrets replaced rather than dropped wholesale.
+    let issues = api(
+        &http,
+        server.url("/api/0/projects/default/default/issues/"),
+        &token,
+    )
+    .await;
+    let issue = issues
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["title"] == "ValueError: payment declined")
+        })
+        .expect("issue");
+    let event = api(
+        &http,
+        server.url(&format!(
+            "/api/0/issues/{}/events/latest/",
+            issue["id"].as_str().expect("id")
+        )),
+        &token,
+    )
+    .await;
+    let text = event.to_string();
+    assert!(text.contains("[Filtered]"), "{text}");
+    assert!(
+        text.contains("theme") && text.contains("hello"),
+        "non-secret data is kept: {text}"
+    );
+
+    // Stop gracefully (the WAL is checkpointed), then read every byte on disk.
+    let pid = server.child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while server.child.try_wait().ok().flatten().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    server.kill();
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("data dir").flatten() {
+        if entry.path().is_file() {
+            raw.extend(std::fs::read(entry.path()).expect("read db file"));
+        }
+    }
+    assert!(raw.len() > 4096, "database files found");
+    let mut all = raw.clone();
+    all.extend(inflate_frames(&raw));
+    for (name, secret) in secrets {
+        assert!(
+            !contains(&all, secret),
+            "{name} ({secret}) reached the database"
+        );
+    }
+}
