@@ -1,4 +1,5 @@
 //! Integration tests of the HTTP layer against a real server on a loopback port.
 
+mod api;
 mod bad_input;
 mod fixtures;
