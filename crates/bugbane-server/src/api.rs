@@ -28,8 +28,15 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             "/api/0/organizations/{org}/projects/",
             get(list_org_projects),
         )
-        .route("/api/0/projects/{org}/{project}/", get(show_project))
+        .route(
+            "/api/0/projects/{org}/{project}/",
+            get(show_project).put(update_project),
+        )
         .route("/api/0/projects/{org}/{project}/keys/", get(list_keys))
+        .route(
+            "/api/0/projects/{org}/{project}/keys/{key}/",
+            axum::routing::put(update_key),
+        )
         .route(
             "/api/0/projects/{org}/{project}/issues/",
             get(list_project_issues),
@@ -185,6 +192,116 @@ async fn show_project(
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
     Ok(Json(project_json(&app, &p)))
+}
+
+/// Sentry's project settings for data scrubbing (the fields its project API takes).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ProjectPut {
+    data_scrubber: Option<bool>,
+    data_scrubber_defaults: Option<bool>,
+    #[serde(rename = "scrubIPAddresses")]
+    scrub_ip_addresses: Option<bool>,
+    sensitive_fields: Option<Vec<String>>,
+    safe_fields: Option<Vec<String>>,
+}
+
+async fn update_project(
+    State(app): AppState,
+    caller: Caller,
+    Path((org, slug)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let p = caller.project(&app, &org, &slug).await?;
+    let put: ProjectPut = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    let mut scrub = p.scrub.clone();
+    if let Some(v) = put.data_scrubber {
+        scrub.scrub_data = v;
+    }
+    if let Some(v) = put.data_scrubber_defaults {
+        scrub.scrub_defaults = v;
+    }
+    if let Some(v) = put.scrub_ip_addresses {
+        scrub.scrub_ip_addresses = v;
+    }
+    if let Some(v) = put.sensitive_fields {
+        scrub.sensitive_fields = v;
+    }
+    if let Some(v) = put.safe_fields {
+        scrub.safe_fields = v;
+    }
+    app.store.set_scrub_settings(p.id, scrub).await?;
+    let updated = app
+        .store
+        .project(p.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("project not found".into()))?;
+    Ok(Json(project_json(&app, &updated)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct KeyPut {
+    is_active: Option<bool>,
+    /// `{"window": seconds, "count": n}`, or null for the server default.
+    rate_limit: Option<Option<RateLimitPut>>,
+}
+
+#[derive(Deserialize)]
+struct RateLimitPut {
+    window: i64,
+    count: i64,
+}
+
+async fn update_key(
+    State(app): AppState,
+    caller: Caller,
+    Path((org, slug, key)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let p = caller.project(&app, &org, &slug).await?;
+    let keys = app.store.project_keys(p.id).await?;
+    let k = keys
+        .iter()
+        .find(|k| k.public_key == key)
+        .ok_or_else(|| ApiError::NotFound("key not found".into()))?;
+    let put: KeyPut = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+    if let Some(active) = put.is_active {
+        app.store
+            .set_key_active(k.public_key.clone(), active)
+            .await?;
+    }
+    if let Some(limit) = put.rate_limit {
+        // Limits are enforced per minute; other windows are scaled to it.
+        let per_minute = match limit {
+            Some(l) if l.window > 0 && l.count >= 0 => {
+                Some((l.count * 60 + l.window - 1) / l.window)
+            }
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "rateLimit needs a positive window and a count".into(),
+                ));
+            }
+            None => None,
+        };
+        app.store
+            .set_key_rate_limit(k.public_key.clone(), per_minute)
+            .await?;
+    }
+    app.keys.invalidate(&k.public_key);
+    let updated = app
+        .store
+        .key_by_public(k.public_key.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("key not found".into()))?;
+    Ok(Json(json!({
+        "id": updated.public_key,
+        "public": updated.public_key,
+        "isActive": updated.active,
+        "rateLimit": updated.rate_limit_per_minute.map(|l| json!({"window": 60, "count": l})),
+    })))
 }
 
 /// A DSN for a key, built on the public URL.

@@ -41,6 +41,15 @@ impl KeyCache {
     }
 }
 
+impl KeyCache {
+    /// Forgets a key, so a change made through this process applies at once.
+    pub(crate) fn invalidate(&self, public_key: &str) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.remove(public_key);
+        }
+    }
+}
+
 /// Fixed one-minute windows per key.
 #[derive(Default)]
 pub(crate) struct RateLimiter {

@@ -705,25 +705,42 @@ impl Store {
         .await
     }
 
-    /// Deletes data older than `cutoff` (UNIX seconds) and issues left without events,
-    /// keeping counters of the surviving issues correct. Returns the events deleted.
+    /// Deletes data received before `cutoff` (UNIX seconds). Issues left without events go
+    /// too; the others keep exact event counts, hourly counts and first-seen times.
+    /// (Distinct-user and tag-value counts keep covering the issue's whole life.)
     pub async fn sweep_retention(&self, cutoff: f64) -> Result<usize> {
         self.write(move |tx| {
-            let hour = (cutoff / 3600.0).floor() as i64;
-            let events = tx.execute("DELETE FROM events WHERE received < ?1", [cutoff])?;
-            tx.execute("DELETE FROM issue_hourly WHERE hour < ?1", [hour])?;
-            // Issues whose last event is gone go with everything hanging off them.
-            let dead = "SELECT id FROM issues WHERE last_seen < ?1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id)";
-            for table in ["grouphashes", "issue_users", "issue_hourly", "issue_tags", "activity"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE issue_id IN ({dead})"), [cutoff])?;
-            }
-            tx.execute(&format!("DELETE FROM issues WHERE id IN ({dead})"), [cutoff])?;
-            // Surviving issues: times seen is what is left in their hourly buckets.
+            tx.execute("DROP TABLE IF EXISTS temp.doomed", [])?;
             tx.execute(
-                "UPDATE issues SET times_seen = (SELECT COALESCE(SUM(count), 0) FROM issue_hourly h WHERE h.issue_id = issues.id)
-                 WHERE first_seen < ?1",
+                "CREATE TEMP TABLE doomed AS SELECT id, issue_id, CAST(timestamp / 3600 AS INTEGER) AS hour FROM events WHERE received < ?1",
                 [cutoff],
             )?;
+            tx.execute(
+                "UPDATE issue_hourly SET count = count - (SELECT COUNT(*) FROM temp.doomed d WHERE d.issue_id = issue_hourly.issue_id AND d.hour = issue_hourly.hour)
+                 WHERE (issue_id, hour) IN (SELECT issue_id, hour FROM temp.doomed)",
+                [],
+            )?;
+            tx.execute("DELETE FROM issue_hourly WHERE count <= 0", [])?;
+            tx.execute(
+                "UPDATE issues SET times_seen = times_seen - (SELECT COUNT(*) FROM temp.doomed d WHERE d.issue_id = issues.id)
+                 WHERE id IN (SELECT issue_id FROM temp.doomed)",
+                [],
+            )?;
+            let events = tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM temp.doomed)", [])?;
+            tx.execute(
+                "UPDATE issues SET first_seen = (SELECT MIN(timestamp) FROM events e WHERE e.issue_id = issues.id)
+                 WHERE id IN (SELECT issue_id FROM temp.doomed)
+                   AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id)",
+                [],
+            )?;
+            // Issues whose last event is gone go with everything hanging off them.
+            let dead = "SELECT id FROM issues WHERE times_seen <= 0 OR (id IN (SELECT issue_id FROM temp.doomed)
+                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id))";
+            for table in ["grouphashes", "issue_users", "issue_hourly", "issue_tags", "activity"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE issue_id IN ({dead})"), [])?;
+            }
+            tx.execute(&format!("DELETE FROM issues WHERE id IN ({dead})"), [])?;
+            tx.execute("DROP TABLE temp.doomed", [])?;
             for (table, col) in [
                 ("transactions", "end"),
                 ("spans", "end"),

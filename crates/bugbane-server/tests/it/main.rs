@@ -2,4 +2,5 @@
 
 mod api;
 mod bad_input;
+mod endpoints;
 mod fixtures;
