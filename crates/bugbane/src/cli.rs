@@ -89,11 +89,14 @@ enum UserCommand {
 }
 
 #[derive(Args, Debug)]
-#[group(id = "secret", required = true, multiple = false, args = ["password", "generate"])]
 struct UserCreate {
     #[arg(long)]
     email: String,
-    #[arg(long)]
+    #[arg(
+        long,
+        conflicts_with = "generate",
+        required_unless_present = "generate"
+    )]
     password: Option<String>,
     /// Generate a password and print it.
     #[arg(long)]

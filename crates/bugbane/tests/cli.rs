@@ -1,0 +1,95 @@
+//! The command line, as an operator uses it next to a running server.
+
+mod common;
+
+use common::{Server, api, bugbane, free_port};
+
+fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run bugbane");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_work_while_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let server = Server::start(dir.path(), port);
+    let http = reqwest::Client::new();
+    let dsn = server.dsn.clone().expect("first start prints the DSN");
+    assert!(
+        dsn.starts_with(&"http://") && dsn.ends_with(&format!("@127.0.0.1:{port}/1")),
+        "{dsn}"
+    );
+
+    let (ok, example, _) = run(bugbane(dir.path(), port).args(["config", "example"]));
+    assert!(ok && example.contains("[ingest]") && example.contains("rate_limit_per_minute"));
+
+    let (ok, out, err) = run(bugbane(dir.path(), port).args(["token", "create", "--name", "ci"]));
+    assert!(ok, "{err}");
+    let token = out.lines().last().expect("token line").trim().to_owned();
+    let projects = api(&http, server.url("/api/0/projects/"), &token).await;
+    assert_eq!(projects[0]["slug"], "default");
+
+    let (ok, out, err) = run(bugbane(dir.path(), port).args([
+        "user",
+        "create",
+        "--email",
+        "dev@example.com",
+        "--generate",
+    ]));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("password: ") && out.contains("dev@example.com"),
+        "{out}"
+    );
+    let (ok, _, err) = run(bugbane(dir.path(), port).args([
+        "user",
+        "create",
+        "--email",
+        "dev@example.com",
+        "--password",
+        "x",
+    ]));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) =
+        run(bugbane(dir.path(), port).args(["user", "create", "--email", "nobody@example.com"]));
+    assert!(!ok && err.contains("--password"), "{err}");
+
+    let (ok, out, err) = run(bugbane(dir.path(), port).args([
+        "project",
+        "create",
+        "backend",
+        "--platform",
+        "python",
+    ]));
+    assert!(ok, "{err}");
+    let backend_dsn = out.lines().last().expect("dsn").trim().to_owned();
+    let (ok, out, err) = run(bugbane(dir.path(), port).args([
+        "send-test-event",
+        "--dsn",
+        &backend_dsn,
+        "--message",
+        "checking the install",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("sent event "), "{out}");
+    server.processed(&http).await;
+    let issues = api(
+        &http,
+        server.url("/api/0/projects/default/backend/issues/"),
+        &token,
+    )
+    .await;
+    assert_eq!(issues[0]["title"], "BugbaneTestError: checking the install");
+    assert_eq!(issues[0]["culprit"], "app.checkout in run_checkout");
+
+    let (ok, _, err) =
+        run(bugbane(dir.path(), port).args(["send-test-event", "--dsn", "not a dsn"]));
+    assert!(!ok && err.contains("invalid DSN"), "{err}");
+    let (ok, _, err) = run(bugbane(dir.path(), port).args(["project", "create", "backend"]));
+    assert!(!ok && err.contains("already exists"), "{err}");
+}
