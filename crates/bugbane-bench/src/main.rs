@@ -1,0 +1,379 @@
+//! `bugbane-bench`: drives a Bugbane server with realistic SDK traffic on loopback and
+//! reports accepted and end-to-end (grouped, stored, queryable) throughput, accept latency
+//! percentiles, the server's peak memory and CPU per event, and bytes on disk per event.
+//!
+//! By default it starts the `bugbane` binary next to itself on a fresh data directory, so
+//! one command measures everything. Traffic goes to loopback only and every run stops by
+//! itself after `--duration`.
+
+mod workload;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tokio::io::AsyncBufReadExt;
+
+use workload::{Size, Workload};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bugbane-bench",
+    about = "Benchmark Bugbane's ingestion end to end"
+)]
+struct Args {
+    /// The bugbane binary to start (default: next to this one).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Closed loop (each connection sends as soon as its last request is answered) or open
+    /// loop (a fixed request rate, whatever the answers).
+    #[arg(long, value_enum, default_value = "closed")]
+    mode: Mode,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Requests per second in open-loop mode.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Event size.
+    #[arg(long, value_enum, default_value = "typical")]
+    size: Size,
+    /// Distinct issues, drawn with long-tail (Zipf) popularity.
+    #[arg(long, default_value_t = 50)]
+    issues: usize,
+    /// Send bodies uncompressed instead of gzip (as the Node and browser SDKs do).
+    #[arg(long)]
+    identity: bool,
+    /// Print the results as one JSON object as well.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq)]
+enum Mode {
+    Closed,
+    Open,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    limited: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A tiny xorshift generator: the bench needs speed and reproducibility, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    port: u16,
+    dsn: bugbane_protocol::Dsn,
+    data: tempfile::TempDir,
+}
+
+async fn start_server(binary: &PathBuf) -> Result<Server> {
+    let data = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = tokio::process::Command::new(binary)
+        .arg("--data")
+        .arg(data.path())
+        .arg("serve")
+        .env("BUGBANE_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut dsn = None;
+    while dsn.is_none() {
+        if Instant::now() > deadline {
+            bail!("the server printed no DSN");
+        }
+        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                if let Some(d) = line.trim().strip_prefix("DSN:") {
+                    dsn = Some(d.trim().parse::<bugbane_protocol::Dsn>().context("DSN")?);
+                }
+            }
+            _ => bail!("the server exited before printing its DSN"),
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("the server did not listen");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Server {
+        child,
+        pid,
+        port,
+        dsn: dsn.context("dsn")?,
+        data,
+    })
+}
+
+/// Peak resident memory (KiB) and CPU seconds of a process, from /proc.
+fn process_stats(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    (hwm, ticks as f64 / 100.0)
+}
+
+async fn backlog(http: &reqwest::Client, port: u16) -> Option<u64> {
+    let v: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/_health/"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["backlog"].as_u64()
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let binary = match &args.server {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("bugbane"),
+    };
+    let mut server = start_server(&binary).await?;
+    let workload = Arc::new(Workload::new(args.issues, args.size, !args.identity));
+    let url = server.dsn.envelope_url();
+    let auth = format!(
+        "Sentry sentry_key={}, sentry_version=7, sentry_client=bugbane-bench/0",
+        server.dsn.public_key
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let seq = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    let per_worker_interval = match args.mode {
+        Mode::Open => Some(Duration::from_secs_f64(
+            args.connections as f64 / args.rate.max(1) as f64,
+        )),
+        Mode::Closed => None,
+    };
+    for w in 0..args.connections {
+        let (http, url, auth, workload, counters, stop, seq) = (
+            http.clone(),
+            url.clone(),
+            auth.clone(),
+            workload.clone(),
+            counters.clone(),
+            stop.clone(),
+            seq.clone(),
+        );
+        let gzip = !args.identity;
+        workers.push(tokio::spawn(async move {
+            let mut rng =
+                Rng(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(iv) = per_worker_interval {
+                    next += iv;
+                    tokio::time::sleep_until(next.into()).await;
+                }
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let issue = workload.pick(rng.unit());
+                let id = format!("{:016x}{:016x}", 0xbe7c_0000_0000_0000u64 | w as u64, n);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                let body = workload.body(issue, &id, now);
+                let mut req = http.post(&url).header("x-sentry-auth", &auth).body(body);
+                if gzip {
+                    req = req.header("content-encoding", "gzip");
+                }
+                let t = Instant::now();
+                match req.send().await {
+                    Ok(res) if res.status().is_success() => {
+                        latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(res) if res.status().as_u16() == 429 || res.status().as_u16() == 503 => {
+                        counters.limited.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    _ => {
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+
+    // Sample the backlog while the load runs, to report the sustained processing rate.
+    let mut peak_backlog = 0;
+    let load_end = start + Duration::from_secs(args.duration);
+    while Instant::now() < load_end {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(b) = backlog(&http, server.port).await {
+            peak_backlog = peak_backlog.max(b);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await?);
+    }
+    let load_secs = start.elapsed().as_secs_f64();
+    let accepted = counters.accepted.load(Ordering::Relaxed);
+    let backlog_at_end = backlog(&http, server.port).await.unwrap_or(0);
+    // End to end: until everything acknowledged is grouped, stored and queryable.
+    let drain_deadline = Instant::now() + Duration::from_secs(600);
+    while backlog(&http, server.port).await.unwrap_or(0) > 0 && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e2e_secs = start.elapsed().as_secs_f64();
+    let (rss_kib, cpu) = process_stats(server.pid);
+    tokio::time::sleep(Duration::from_secs(11)).await; // let the idle writer checkpoint the WAL
+    let disk = dir_bytes(server.data.path());
+    let _ = server.child.kill().await;
+
+    latencies.sort_unstable();
+    let processed_during_load = accepted.saturating_sub(backlog_at_end);
+    let mean_event = workload.event_bytes(0) as f64;
+    let report = serde_json::json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "connections": args.connections,
+        "size": format!("{:?}", args.size).to_lowercase(),
+        "event_bytes": mean_event,
+        "wire_bytes": workload.wire_bytes(0),
+        "issues": args.issues,
+        "gzip": !args.identity,
+        "duration_s": load_secs,
+        "accepted": accepted,
+        "rejected_429_503": counters.limited.load(Ordering::Relaxed),
+        "failed": counters.failed.load(Ordering::Relaxed),
+        "accepted_per_s": accepted as f64 / load_secs,
+        "processed_during_load_per_s": processed_during_load as f64 / load_secs,
+        "end_to_end_per_s": accepted as f64 / e2e_secs,
+        "drain_s": e2e_secs - load_secs,
+        "peak_backlog": peak_backlog,
+        "latency_ms": {"p50": percentile(&latencies, 0.5), "p90": percentile(&latencies, 0.9), "p99": percentile(&latencies, 0.99),
+                        "max": percentile(&latencies, 1.0)},
+        "server_peak_rss_mb": rss_kib as f64 / 1024.0,
+        "server_cpu_ms_per_event": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { 0.0 },
+        "disk_bytes_per_event": if accepted > 0 { disk as f64 / accepted as f64 } else { 0.0 },
+    });
+    println!(
+        "bugbane-bench: {} loop, {} connections, {:?} events ({:.1} KiB JSON, {} B on the wire), {} issues, {:.0} s",
+        report["mode"].as_str().unwrap_or(""),
+        args.connections,
+        args.size,
+        mean_event / 1024.0,
+        report["wire_bytes"],
+        args.issues,
+        load_secs
+    );
+    println!(
+        "  accepted         {:>10.0} events/s  ({accepted} events, {} refused with 429/503, {} failed)",
+        report["accepted_per_s"].as_f64().unwrap_or(0.0),
+        report["rejected_429_503"],
+        report["failed"]
+    );
+    println!(
+        "  end to end       {:>10.0} events/s  (processed during load {:.0}/s; drained {:.1} s after; peak backlog {peak_backlog})",
+        report["end_to_end_per_s"].as_f64().unwrap_or(0.0),
+        report["processed_during_load_per_s"]
+            .as_f64()
+            .unwrap_or(0.0),
+        report["drain_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  accept latency   p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    println!(
+        "  server           peak RSS {:.1} MB, {:.3} ms CPU per event",
+        rss_kib as f64 / 1024.0,
+        report["server_cpu_ms_per_event"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  disk             {:.0} bytes per event",
+        report["disk_bytes_per_event"].as_f64().unwrap_or(0.0)
+    );
+    if args.json {
+        println!("{report}");
+    }
+    Ok(())
+}
