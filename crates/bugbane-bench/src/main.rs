@@ -308,13 +308,14 @@ async fn main() -> Result<()> {
 
     latencies.sort_unstable();
     let processed_during_load = accepted.saturating_sub(backlog_at_end);
-    let mean_event = workload.event_bytes(0) as f64;
+    let (mean_event, mean_wire) = workload.mean_sizes();
+    let mean_event = mean_event as f64;
     let report = serde_json::json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "connections": args.connections,
         "size": format!("{:?}", args.size).to_lowercase(),
         "event_bytes": mean_event,
-        "wire_bytes": workload.wire_bytes(0),
+        "wire_bytes": mean_wire,
         "issues": args.issues,
         "gzip": !args.identity,
         "duration_s": load_secs,

@@ -81,16 +81,15 @@ fn contributing_values(components: &[Component]) -> Vec<&str> {
 }
 
 /// Groups a normalised event.
-pub fn group_event(event: &Map<String, Value>) -> Grouping {
-    let ev = Value::Object(event.clone());
-    let mut defaults = default_variants(&ev);
-    let fingerprint = fingerprint_of(event);
+pub fn group_event(ev: &Value) -> Grouping {
+    let mut defaults = default_variants(ev);
+    let fingerprint = ev.as_object().and_then(fingerprint_of);
     let is_default = |p: &str| matches!(p.replace(' ', "").as_str(), "{{default}}");
 
     let mut variants = Vec::new();
     match fingerprint {
         Some(fp) if !fp.iter().any(|p| is_default(p)) => {
-            let resolved: Vec<String> = fp.iter().map(|p| resolve_variable(p, &ev)).collect();
+            let resolved: Vec<String> = fp.iter().map(|p| resolve_variable(p, ev)).collect();
             let hash = md5_of(resolved.iter().map(String::as_str));
             variants.push(GroupingVariant {
                 name: "custom-fingerprint".into(),
@@ -120,7 +119,7 @@ pub fn group_event(event: &Map<String, Value>) -> Grouping {
                                 .map(str::to_owned),
                         );
                     } else {
-                        values.push(resolve_variable(p, &ev));
+                        values.push(resolve_variable(p, ev));
                     }
                 }
                 let mut components = v.components.clone();
@@ -128,7 +127,7 @@ pub fn group_event(event: &Map<String, Value>) -> Grouping {
                     "fingerprint",
                     fp.iter()
                         .filter(|p| !is_default(p))
-                        .map(|p| resolve_variable(p, &ev))
+                        .map(|p| resolve_variable(p, ev))
                         .collect(),
                     true,
                     Some("fingerprint values extend the default grouping"),

@@ -76,8 +76,8 @@ pub fn process_event(payload: &[u8], ctx: &ProcessContext) -> Result<ProcessedEv
     let mut event = parse_object(payload)?;
     normalize_event(&mut event, &ctx.normalize);
     scrub_event(&mut event, &ctx.scrub);
-    let grouping = group_event(&event);
     let view = Value::Object(event);
+    let grouping = group_event(&view);
     let shown = display(&view);
     let tags = crate::tags::derive_tags(&view);
     let user_key = crate::tags::user_key(&view);

@@ -184,14 +184,12 @@ pub fn scrub_event(event: &mut Map<String, Value>, settings: &ScrubSettings) {
             }
         }
     }
-    let mut path = Vec::new();
     for (k, v) in event.iter_mut() {
         if k == "_meta" || k == "debug_meta" {
             continue;
         }
-        path.push(k.clone());
+        let mut path = vec![Seg::Key(k.as_str())];
         s.walk(v, &mut path);
-        path.pop();
     }
     if !s.meta.is_empty() {
         let meta = crate::value::object_entry(event, "_meta");
@@ -225,33 +223,37 @@ fn remove_path(event: &mut Map<String, Value>, path: &[&str]) -> bool {
 }
 
 impl Scrubber<'_> {
-    fn walk(&mut self, v: &mut Value, path: &mut Vec<String>) {
-        let key = path.last().map(|k| k.to_lowercase()).unwrap_or_default();
-        if self.is_ignored(path, &key) {
+    /// Walks the tree. The path borrows keys from the tree itself, so walking allocates
+    /// nothing unless something is scrubbed.
+    fn walk<'a>(&mut self, v: &'a mut Value, path: &mut Vec<Seg<'a>>) {
+        let key = path.last().map(Seg::as_key).unwrap_or("");
+        if self.is_ignored(path, key) {
             return;
         }
-        if self.key_is_sensitive(&key) && !is_empty_value(v) {
+        if self.key_is_sensitive(key) && !is_empty_value(v) {
             let len = v.as_str().map(|s| s.chars().count()).unwrap_or(0);
             if v.as_str() != Some(FILTERED) {
                 *v = Value::from(FILTERED);
-                self.meta.push((path.clone(), "@password:filter", len));
+                self.meta.push((owned(path), "@password:filter", len));
             }
             return;
         }
         if self.settings.scrub_defaults
             && is_cookie_path(path)
-            && SENSITIVE_COOKIES.contains(&key.as_str())
+            && SENSITIVE_COOKIES
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(key))
         {
             if v.as_str() != Some(FILTERED) {
                 *v = Value::from(FILTERED);
-                self.meta.push((path.clone(), "@anything:filter", 0));
+                self.meta.push((owned(path), "@anything:filter", 0));
             }
             return;
         }
         match v {
             Value::Object(m) => {
                 for (k, child) in m.iter_mut() {
-                    path.push(k.clone());
+                    path.push(Seg::Key(k.as_str()));
                     self.walk(child, path);
                     path.pop();
                 }
@@ -259,20 +261,19 @@ impl Scrubber<'_> {
             Value::Array(a) => {
                 let pairs = path
                     .last()
-                    .is_some_and(|k| PAIR_CONTAINERS.contains(&k.as_str()));
+                    .is_some_and(|k| PAIR_CONTAINERS.contains(&k.as_key()));
                 for (i, child) in a.iter_mut().enumerate() {
-                    match child {
-                        Value::Array(kv) if pairs && kv.len() == 2 && kv[0].is_string() => {
-                            let k = kv[0].as_str().unwrap_or_default().to_owned();
-                            path.push(k);
-                            self.walk(&mut kv[1], path);
-                            path.pop();
-                        }
-                        _ => {
-                            path.push(i.to_string());
-                            self.walk(child, path);
-                            path.pop();
-                        }
+                    let is_pair = pairs
+                        && matches!(&*child, Value::Array(kv) if kv.len() == 2 && kv[0].is_string());
+                    if !is_pair {
+                        path.push(Seg::Index(i));
+                        self.walk(child, path);
+                        path.pop();
+                    } else if let Value::Array(kv) = child {
+                        let (head, tail) = kv.split_at_mut(1);
+                        path.push(Seg::Key(head[0].as_str().unwrap_or_default()));
+                        self.walk(&mut tail[0], path);
+                        path.pop();
                     }
                 }
             }
@@ -280,35 +281,36 @@ impl Scrubber<'_> {
                 if let Some(new) = self.scrub_string(s) {
                     let len = s.chars().count();
                     *s = new.0;
-                    self.meta.push((path.clone(), new.1, len));
+                    self.meta.push((owned(path), new.1, len));
                 }
             }
             _ => {}
         }
     }
 
-    fn is_ignored(&self, path: &[String], key: &str) -> bool {
-        if self.safe.iter().any(|f| f == key) {
+    fn is_ignored(&self, path: &[Seg<'_>], key: &str) -> bool {
+        if self.safe.iter().any(|f| f.eq_ignore_ascii_case(key)) {
             return true;
         }
-        let in_frames = path.iter().any(|p| p == "frames");
-        (in_frames && matches!(key, "filename" | "abs_path"))
-            || (path.len() == 2 && path[0] == "logentry" && key == "formatted")
-            || (path.len() == 4 && path[0] == "exception" && path[1] == "values" && key == "value")
-            || (key == "user-agent" && path.iter().any(|p| p == "headers"))
+        let at = |i: usize, name: &str| path.get(i).is_some_and(|p| p.as_key() == name);
+        (matches!(key, "filename" | "abs_path") && path.iter().any(|p| p.as_key() == "frames"))
+            || (path.len() == 2 && at(0, "logentry") && key == "formatted")
+            || (path.len() == 4 && at(0, "exception") && at(1, "values") && key == "value")
+            || (key.eq_ignore_ascii_case("user-agent")
+                && path.iter().any(|p| p.as_key() == "headers"))
     }
 
     fn key_is_sensitive(&self, key: &str) -> bool {
         if key.is_empty() {
             return false;
         }
-        (self.settings.scrub_defaults && PASSWORD_KEYS.iter().any(|p| key.contains(p)))
-            || self.sensitive.iter().any(|s| key.contains(s.as_str()))
+        (self.settings.scrub_defaults && PASSWORD_KEYS.iter().any(|p| contains_ci(key, p)))
+            || self.sensitive.iter().any(|s| contains_ci(key, s))
     }
 
     fn scrub_string(&self, s: &str) -> Option<(String, &'static str)> {
         let mut out: Option<(String, &'static str)> = None;
-        if self.settings.scrub_defaults {
+        if self.settings.scrub_defaults && may_hold_secret(s) {
             let hits = STRING_PREFILTER.matches(s);
             if hits.matched_any() {
                 let mut cur = s.to_owned();
@@ -349,8 +351,59 @@ fn replace_group(re: &Regex, s: &str, group: usize, with: &str) -> String {
     out
 }
 
-fn is_cookie_path(path: &[String]) -> bool {
-    path.len() >= 2 && path[path.len() - 2] == "cookies"
+fn is_cookie_path(path: &[Seg<'_>]) -> bool {
+    path.len() >= 2 && path[path.len() - 2].as_key() == "cookies"
+}
+
+/// One step of the path to a value.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Seg<'a> {
+    fn as_key(&self) -> &'a str {
+        match self {
+            Seg::Key(k) => k,
+            Seg::Index(_) => "",
+        }
+    }
+}
+
+fn owned(path: &[Seg<'_>]) -> Vec<String> {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => (*k).to_owned(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect()
+}
+
+/// ASCII case-insensitive substring test; `needle` is lower case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.len() <= h.len()
+        && h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// Cheap necessary conditions for any in-string rule: most strings (code, messages,
+/// names) fail them all and skip the regular expressions.
+fn may_hold_secret(s: &str) -> bool {
+    if s.len() < 7 {
+        return false;
+    }
+    let b = s.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    digits >= 9
+        || (b.contains(&b'@') && s.contains("//"))
+        || s.contains("-----BEGIN")
+        || contains_ci(s, "bearer")
+        || s.contains("/home/")
+        || contains_ci(s, "users")
+        || contains_ci(s, "profiles")
+        || s.contains("Documents and Settings")
 }
 
 fn is_empty_value(v: &Value) -> bool {

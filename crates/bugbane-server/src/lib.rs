@@ -84,6 +84,17 @@ pub fn spawn_background(app: &Arc<App>) {
     tokio::spawn(processor::run(app.clone()));
     tokio::spawn(retention_loop(app.clone()));
     tokio::spawn(disk_watch(app.clone()));
+    tokio::spawn(checkpoint_loop(app.clone()));
+}
+
+/// Keeps the WAL short when the server goes idle after a burst.
+async fn checkpoint_loop(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        if let Err(e) = app.store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves.

@@ -60,9 +60,7 @@ pub(crate) async fn run(app: Arc<App>) {
         let last = rows.last().map(|r| r.id).unwrap_or(cursor);
         let n = rows.len() as i64;
         let batch = match tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .map(|r| process_row(r, &per_project, max_raw, max_session_age))
-                .collect::<Vec<_>>()
+            process_parallel(rows, &per_project, max_raw, max_session_age)
         })
         .await
         {
@@ -94,7 +92,84 @@ pub(crate) async fn run(app: Arc<App>) {
     }
 }
 
+/// Processes a batch on every core: processing is pure CPU and rows are independent.
+fn process_parallel(
+    rows: Vec<SpoolRow>,
+    settings: &HashMap<i64, ScrubSettings>,
+    max_raw: usize,
+    max_session_age: f64,
+) -> Vec<ProcessedEnvelope> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || rows.len() < 8 {
+        return rows
+            .into_iter()
+            .map(|r| process_row(r, settings, max_raw, max_session_age))
+            .collect();
+    }
+    let chunk = rows.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<SpoolRow>> = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        chunks.push(rows.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                scope.spawn(move || {
+                    c.into_iter()
+                        .map(|r| process_row(r, settings, max_raw, max_session_age))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // Order is kept: chunks are joined in the order they were cut. `process_row` never
+        // panics outward (see there), so a join error cannot lose rows silently.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Processes one spooled envelope. A panic in processing (a bug) must neither stop the
+/// processor nor lose the envelope: it is kept raw as an `unprocessable_envelope` record.
 fn process_row(
+    row: SpoolRow,
+    settings: &HashMap<i64, ScrubSettings>,
+    max_raw: usize,
+    max_session_age: f64,
+) -> ProcessedEnvelope {
+    let (id, project_id, received) = (row.id, row.project_id, row.received);
+    let body = row.body.clone();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process_row_inner(row, settings, max_raw, max_session_age)
+    })) {
+        Ok(p) => p,
+        Err(_) => {
+            tracing::error!(
+                spool.id = id,
+                project.id = project_id,
+                "processing an envelope panicked; keeping it raw"
+            );
+            let records = EnvelopeRecords {
+                records: vec![bugbane_core::items::Record::Raw {
+                    ty: "unprocessable_envelope".into(),
+                    content_type: Some("application/x-sentry-envelope".into()),
+                    payload: body,
+                    truncated: false,
+                }],
+                dropped: Vec::new(),
+            };
+            ProcessedEnvelope::new(id, project_id, received, records)
+        }
+    }
+}
+
+fn process_row_inner(
     row: SpoolRow,
     settings: &HashMap<i64, ScrubSettings>,
     max_raw: usize,
@@ -132,10 +207,5 @@ fn process_row(
     for reason in &records.dropped {
         tracing::warn!(project.id = row.project_id, reason = %reason, "dropped an envelope item");
     }
-    ProcessedEnvelope {
-        spool_id: row.id,
-        project_id: row.project_id,
-        received: row.received,
-        records,
-    }
+    ProcessedEnvelope::new(row.id, row.project_id, row.received, records)
 }

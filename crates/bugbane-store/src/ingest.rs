@@ -34,13 +34,82 @@ pub struct SpoolRow {
     pub body: Vec<u8>,
 }
 
-/// What processing made of one spooled envelope.
+/// What processing made of one spooled envelope, with its large parts already encoded.
 #[derive(Debug)]
 pub struct ProcessedEnvelope {
     pub spool_id: i64,
     pub project_id: i64,
     pub received: f64,
-    pub records: EnvelopeRecords,
+    records: EnvelopeRecords,
+    /// Per record: its compressed payload (and grouping), encoded by [`ProcessedEnvelope::new`].
+    blobs: Vec<Blobs>,
+}
+
+/// The encoded heavy parts of one record.
+#[derive(Debug, Default)]
+struct Blobs {
+    payload: Vec<u8>,
+    grouping: Vec<u8>,
+    search_keys: Vec<(String, String)>,
+}
+
+impl ProcessedEnvelope {
+    /// Encodes and compresses the records' payloads now, on the caller's thread, so the
+    /// single writer thread only writes (and never frees large JSON trees either).
+    pub fn new(
+        spool_id: i64,
+        project_id: i64,
+        received: f64,
+        mut records: EnvelopeRecords,
+    ) -> Self {
+        let blobs = records
+            .records
+            .iter_mut()
+            .map(|r| match r {
+                Record::Event(ev) => {
+                    let b = Blobs {
+                        payload: compress_json(&ev.payload),
+                        grouping: compress_json(&ev.grouping),
+                        search_keys: search_keys(ev),
+                    };
+                    ev.payload = serde_json::Map::new();
+                    b
+                }
+                Record::Transaction(t) => {
+                    let b = Blobs {
+                        payload: compress_json(&t.payload),
+                        ..Default::default()
+                    };
+                    t.payload = serde_json::Map::new();
+                    b
+                }
+                Record::Feedback(f) => {
+                    let b = Blobs {
+                        payload: compress_json(&f.payload),
+                        ..Default::default()
+                    };
+                    f.payload = Value::Null;
+                    b
+                }
+                Record::Attachment(a) => Blobs {
+                    payload: compress(&std::mem::take(&mut a.data)),
+                    ..Default::default()
+                },
+                Record::Raw { payload, .. } => Blobs {
+                    payload: compress(&std::mem::take(payload)),
+                    ..Default::default()
+                },
+                _ => Blobs::default(),
+            })
+            .collect();
+        ProcessedEnvelope {
+            spool_id,
+            project_id,
+            received,
+            records,
+            blobs,
+        }
+    }
 }
 
 /// The fate of one saved event.
@@ -140,10 +209,10 @@ fn save_envelope(
     summary: &mut SaveSummary,
 ) -> Result<()> {
     let pid = env.project_id;
-    for record in &env.records.records {
+    for (record, blobs) in env.records.records.iter().zip(&env.blobs) {
         summary.records += 1;
         match record {
-            Record::Event(ev) => match save_event(tx, pid, ev)? {
+            Record::Event(ev) => match save_event(tx, pid, ev, blobs)? {
                 Some(saved) => summary.events.push(saved),
                 None => summary.duplicates += 1,
             },
@@ -154,7 +223,7 @@ fn save_envelope(
                 )?
                 .execute(params![
                     pid, t.event_id, t.trace_id, t.span_id, t.name, t.op, t.status, t.start, t.end, t.release,
-                    t.environment, compress_json(&t.payload)
+                    t.environment, blobs.payload
                 ])?;
                 note_release(
                     tx,
@@ -267,7 +336,7 @@ fn save_envelope(
                 )?
                 .execute(params![
                     pid, f.kind, f.event_id, f.associated_event_id, f.name, f.email, f.message, f.url, f.timestamp,
-                    compress_json(&f.payload)
+                    blobs.payload
                 ])?;
             }
             Record::Attachment(a) => {
@@ -281,8 +350,8 @@ fn save_envelope(
                     a.filename,
                     a.content_type,
                     a.attachment_type,
-                    a.data.len() as i64,
-                    compress(&a.data),
+                    decompressed_len(&blobs.payload),
+                    blobs.payload,
                     env.received
                 ])?;
             }
@@ -316,14 +385,14 @@ fn save_envelope(
             Record::Raw {
                 ty,
                 content_type,
-                payload,
                 truncated,
+                ..
             } => {
                 tx.prepare_cached(
                     "INSERT INTO raw_items (project_id, type, event_id, content_type, truncated, received, payload)
                      VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![pid, ty, content_type, truncated, env.received, compress(payload)])?;
+                .execute(params![pid, ty, content_type, truncated, env.received, blobs.payload])?;
             }
         }
     }
@@ -374,7 +443,20 @@ fn search_keys(ev: &ProcessedEvent) -> Vec<(String, String)> {
     out
 }
 
-fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Option<SavedEvent>> {
+/// The original size of a compressed blob (recorded in its frame header).
+fn decompressed_len(blob: &[u8]) -> i64 {
+    zstd::zstd_safe::get_frame_content_size(blob)
+        .ok()
+        .flatten()
+        .unwrap_or(0) as i64
+}
+
+fn save_event(
+    tx: &Transaction<'_>,
+    pid: i64,
+    ev: &ProcessedEvent,
+    blobs: &Blobs,
+) -> Result<Option<SavedEvent>> {
     // SDKs retry; an event id already stored is a duplicate, not a second occurrence.
     let exists: Option<i64> = tx
         .prepare_cached("SELECT id FROM events WHERE project_id = ?1 AND event_id = ?2")?
@@ -428,8 +510,8 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
         ev.user_key,
         ev.trace_id,
         primary_hash,
-        compress_json(&ev.grouping),
-        compress_json(&ev.payload)
+        blobs.grouping,
+        blobs.payload
     ])?;
 
     // Counters.
@@ -454,7 +536,7 @@ fn save_event(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<Opt
              ON CONFLICT DO UPDATE SET count = count + 1, first_seen = MIN(first_seen, excluded.first_seen),
                last_seen = MAX(last_seen, excluded.last_seen)",
         )?;
-        for (k, v) in ev.tags.iter().chain(search_keys(ev).iter()) {
+        for (k, v) in ev.tags.iter().chain(blobs.search_keys.iter()) {
             stmt.execute(params![issue_id, k, v, ev.timestamp])?;
         }
     }

@@ -21,7 +21,7 @@ async fn operator_commands_work_while_serving() {
     let http = reqwest::Client::new();
     let dsn = server.dsn.clone().expect("first start prints the DSN");
     assert!(
-        dsn.starts_with(&"http://") && dsn.ends_with(&format!("@127.0.0.1:{port}/1")),
+        dsn.starts_with("http://") && dsn.ends_with(&format!("@127.0.0.1:{port}/1")),
         "{dsn}"
     );
 
