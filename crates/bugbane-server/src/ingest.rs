@@ -281,8 +281,16 @@ fn random_event_id() -> EventId {
     EventId::from_bytes(b)
 }
 
-/// Validates, admits and spools an envelope body; returns the response id.
-async fn accept(app: &App, meta: Meta, body: Vec<u8>) -> Result<Option<EventId>, ApiError> {
+/// Validates, admits and spools an envelope body; returns the response id. `original` is
+/// the body as sent with its compression, kept in the spool instead of the decoded body
+/// when the envelope needs no rewriting (re-compressing would cost more CPU than anything
+/// else on this path).
+async fn accept(
+    app: &App,
+    meta: Meta,
+    body: Vec<u8>,
+    original: Option<(String, Bytes)>,
+) -> Result<Option<EventId>, ApiError> {
     let env = Envelope::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     // The envelope header's DSN authenticates only when nothing else did; when both are
     // present they must agree.
@@ -315,7 +323,8 @@ async fn accept(app: &App, meta: Meta, body: Vec<u8>) -> Result<Option<EventId>,
 
     let has_event = env.items.iter().any(|i| i.ty.is_event_like());
     let mut event_id = env.header.event_id();
-    let body = if has_event && event_id.is_none() {
+    let rewrite = has_event && event_id.is_none();
+    let body = if rewrite {
         // Give the envelope an id now, so a crash and reprocessing cannot create twice.
         let payload_id = env
             .items
@@ -342,11 +351,16 @@ async fn accept(app: &App, meta: Meta, body: Vec<u8>) -> Result<Option<EventId>,
     } else {
         body
     };
+    let (encoding, body) = match original {
+        Some((encoding, raw)) if !rewrite => (Some(encoding), raw.to_vec()),
+        _ => (None, body),
+    };
     let entry = SpoolEntry {
         project_id: meta.project_id,
         received: meta.received,
         client_ip: meta.client_ip,
         sdk_client: auth.and_then(|a| a.client),
+        encoding,
         body,
     };
     app.store.spool(entry).await?;
@@ -381,7 +395,11 @@ async fn envelope(
     let meta = meta(&app, &project_id, &headers, query.as_deref(), peer)?;
     let raw = read_body(&app, body).await?;
     let decoded = decode(&app, &headers, &raw)?;
-    Ok(id_response(accept(&app, meta, decoded).await?))
+    let original = header_str(&headers, "content-encoding")
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| matches!(e.as_str(), "gzip" | "x-gzip" | "deflate" | "br" | "zstd"))
+        .map(|e| (e, raw));
+    Ok(id_response(accept(&app, meta, decoded, original).await?))
 }
 
 /// Wraps one event JSON into an envelope.
@@ -431,7 +449,7 @@ async fn store(
     if header_str(&headers, "content-type")
         .is_some_and(|c| c.starts_with("application/x-sentry-envelope"))
     {
-        return Ok(id_response(accept(&app, meta, decoded).await?));
+        return Ok(id_response(accept(&app, meta, decoded, None).await?));
     }
     if decoded.len() > app.config.ingest.max_event_bytes {
         return Err(ApiError::TooLarge(format!(
@@ -450,7 +468,7 @@ async fn store(
         ));
     }
     let (_, body) = event_envelope(&event, Vec::new());
-    Ok(id_response(accept(&app, meta, body).await?))
+    Ok(id_response(accept(&app, meta, body, None).await?))
 }
 
 /// Browser security reports (CSP `report-uri` and Reporting API forms) become events.
@@ -541,7 +559,7 @@ async fn security(
         event["environment"] = Value::from(e);
     }
     let (_, body) = event_envelope(&event, Vec::new());
-    accept(&app, meta, body).await?;
+    accept(&app, meta, body, None).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -628,7 +646,7 @@ async fn minidump(
         items.push(("attachment", h, data));
     }
     let (id, body) = event_envelope(&event, items);
-    accept(&app, meta, body).await?;
+    accept(&app, meta, body, None).await?;
     Ok(id.hyphenated().into_response())
 }
 
@@ -698,7 +716,7 @@ async fn cron_check_in(
             &serde_json::to_vec(&check_in).unwrap_or_default(),
         )
         .finish();
-    accept(app, m, body).await?;
+    accept(app, m, body, None).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -740,6 +758,6 @@ async fn not_an_envelope_attachments(
         h.insert("filename".into(), json!(name));
         b = b.item("attachment", h, &data);
     }
-    accept(&app, meta, b.finish()).await?;
+    accept(&app, meta, b.finish(), None).await?;
     Ok((StatusCode::CREATED, header::HeaderMap::new()).into_response())
 }

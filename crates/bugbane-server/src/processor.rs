@@ -175,7 +175,12 @@ fn process_row_inner(
     max_raw: usize,
     max_session_age: f64,
 ) -> ProcessedEnvelope {
-    let records = match Envelope::parse(&row.body) {
+    let decoded = bugbane_protocol::decode_body(row.encoding.as_deref(), &row.body, usize::MAX);
+    let body: &[u8] = match &decoded {
+        Ok(b) => b,
+        Err(_) => &[],
+    };
+    let records = match Envelope::parse(body) {
         Ok(env) => {
             let ctx = ProcessContext {
                 normalize: NormalizeContext {

@@ -9,21 +9,25 @@ use bugbane_core::lifecycle::{self, IssueState, Status, Transition};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use crate::codec::{compress, compress_json, decompress};
+use crate::codec::{compress, compress_json};
 use crate::error::Result;
 use crate::sqlite::{Store, count};
 
-/// An envelope as accepted by the ingest endpoint (its decoded body; the store compresses it).
+/// An envelope as accepted by the ingest endpoint.
+///
+/// `body` is kept as the SDK sent it, with its `Content-Encoding` in `encoding`: the
+/// SDK's own compression is reused instead of compressing again on the hot path.
 #[derive(Clone, Debug)]
 pub struct SpoolEntry {
     pub project_id: i64,
     pub received: f64,
     pub client_ip: Option<String>,
     pub sdk_client: Option<String>,
+    pub encoding: Option<String>,
     pub body: Vec<u8>,
 }
 
-/// A spooled envelope read back for processing.
+/// A spooled envelope read back for processing (`body` still in its `encoding`).
 #[derive(Clone, Debug)]
 pub struct SpoolRow {
     pub id: i64,
@@ -31,6 +35,7 @@ pub struct SpoolRow {
     pub received: f64,
     pub client_ip: Option<String>,
     pub sdk_client: Option<String>,
+    pub encoding: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -137,7 +142,7 @@ pub(crate) fn commit_spool_batch(
     let mut ids = Vec::with_capacity(entries.len());
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO spool (project_id, received, client_ip, sdk_client, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO spool (project_id, received, client_ip, sdk_client, encoding, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for e in entries {
             stmt.execute(params![
@@ -145,6 +150,7 @@ pub(crate) fn commit_spool_batch(
                 e.received,
                 e.client_ip,
                 e.sdk_client,
+                e.encoding,
                 e.body
             ])?;
             ids.push(tx.last_insert_rowid());
@@ -159,24 +165,20 @@ impl Store {
     pub async fn fetch_spool(&self, after: i64, limit: i64) -> Result<Vec<SpoolRow>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, project_id, received, client_ip, sdk_client, body FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, project_id, received, client_ip, sdk_client, encoding, body FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after, limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
-                ))
+                Ok(SpoolRow {
+                    id: r.get(0)?,
+                    project_id: r.get(1)?,
+                    received: r.get(2)?,
+                    client_ip: r.get(3)?,
+                    sdk_client: r.get(4)?,
+                    encoding: r.get(5)?,
+                    body: r.get(6)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, project_id, received, client_ip, sdk_client, body) = row?;
-                out.push(SpoolRow { id, project_id, received, client_ip, sdk_client, body: decompress(&body)? });
-            }
-            Ok(out)
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

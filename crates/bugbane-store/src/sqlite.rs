@@ -170,9 +170,7 @@ impl Store {
 
     /// Spools an envelope and resolves once its batch is committed to disk. Refuses at once
     /// with [`Error::SpoolFull`] when the writer's queue is full.
-    pub async fn spool(&self, mut entry: SpoolEntry) -> Result<i64> {
-        // Compress on the caller's task so the single writer thread only writes.
-        entry.body = crate::codec::compress(&entry.body);
+    pub async fn spool(&self, entry: SpoolEntry) -> Result<i64> {
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx

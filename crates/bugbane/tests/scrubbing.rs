@@ -7,12 +7,20 @@ use std::time::Duration;
 
 use common::{Server, api, free_port};
 
-/// Every zstd frame found anywhere in `bytes`, inflated.
+/// Every zstd frame and gzip member found anywhere in `bytes`, inflated.
 fn inflate_frames(bytes: &[u8]) -> Vec<u8> {
     const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
     let mut out = Vec::new();
     let mut i = 0;
     while i + 4 <= bytes.len() {
+        if bytes[i..i + 3] == [0x1f, 0x8b, 0x08] {
+            let mut member = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&bytes[i..]),
+                &mut member,
+            );
+            out.extend_from_slice(&member);
+        }
         if bytes[i..i + 4] == MAGIC {
             let mut frame = Vec::new();
             if let Ok(d) = zstd::stream::read::Decoder::new(&bytes[i..]) {

@@ -64,6 +64,8 @@ CREATE TABLE spool (
     received REAL NOT NULL,
     client_ip TEXT,
     sdk_client TEXT,
+    -- the Content-Encoding the body is still in (the SDK's own compression is kept)
+    encoding TEXT,
     body BLOB NOT NULL
 );
 
