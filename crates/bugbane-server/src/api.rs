@@ -1026,12 +1026,17 @@ async fn grouping_info(
     let p = caller.project(&app, &org, &slug).await?;
     let id = bugbane_protocol::EventId::parse(&event_id)
         .ok_or_else(|| ApiError::NotFound("event not found".into()))?;
-    let g = app
+    let e = app
         .store
-        .event_grouping(p.id, id.to_string())
+        .event(p.id, id.to_string())
         .await?
         .ok_or_else(|| ApiError::NotFound("event not found".into()))?;
-    Ok(Json(g))
+    // Grouping is a pure function of the stored (normalised, scrubbed) event, so it is
+    // recomputed here rather than stored with every event.
+    let g = bugbane_core::grouping::group_event(&e.payload);
+    let mut v = serde_json::to_value(&g).unwrap_or(Value::Null);
+    v["primaryHash"] = json!(e.primary_hash);
+    Ok(Json(v))
 }
 
 async fn issue_tags(

@@ -12,7 +12,7 @@ use bugbane_core::items::{EnvelopeRecords, process_envelope};
 use bugbane_core::normalize::NormalizeContext;
 use bugbane_core::scrub::ScrubSettings;
 use bugbane_protocol::Envelope;
-use bugbane_store::{ProcessedEnvelope, SpoolRow};
+use bugbane_store::{ProcessedEnvelope, SpoolRow, Store};
 
 use crate::App;
 
@@ -59,8 +59,9 @@ pub(crate) async fn run(app: Arc<App>) {
         let max_session_age = f64::from(app.config.ingest.max_session_age_days) * 86400.0;
         let last = rows.last().map(|r| r.id).unwrap_or(cursor);
         let n = rows.len() as i64;
+        let store = app.store.clone();
         let batch = match tokio::task::spawn_blocking(move || {
-            process_parallel(rows, &per_project, max_raw, max_session_age)
+            process_parallel(&store, rows, &per_project, max_raw, max_session_age)
         })
         .await
         {
@@ -94,6 +95,7 @@ pub(crate) async fn run(app: Arc<App>) {
 
 /// Processes a batch on every core: processing is pure CPU and rows are independent.
 fn process_parallel(
+    store: &Store,
     rows: Vec<SpoolRow>,
     settings: &HashMap<i64, ScrubSettings>,
     max_raw: usize,
@@ -106,7 +108,7 @@ fn process_parallel(
     if threads == 1 || rows.len() < 8 {
         return rows
             .into_iter()
-            .map(|r| process_row(r, settings, max_raw, max_session_age))
+            .map(|r| process_row(store, r, settings, max_raw, max_session_age))
             .collect();
     }
     let chunk = rows.len().div_ceil(threads);
@@ -121,7 +123,7 @@ fn process_parallel(
             .map(|c| {
                 scope.spawn(move || {
                     c.into_iter()
-                        .map(|r| process_row(r, settings, max_raw, max_session_age))
+                        .map(|r| process_row(store, r, settings, max_raw, max_session_age))
                         .collect::<Vec<_>>()
                 })
             })
@@ -138,6 +140,7 @@ fn process_parallel(
 /// Processes one spooled envelope. A panic in processing (a bug) must neither stop the
 /// processor nor lose the envelope: it is kept raw as an `unprocessable_envelope` record.
 fn process_row(
+    store: &Store,
     row: SpoolRow,
     settings: &HashMap<i64, ScrubSettings>,
     max_raw: usize,
@@ -146,7 +149,7 @@ fn process_row(
     let (id, project_id, received) = (row.id, row.project_id, row.received);
     let body = row.body.clone();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_row_inner(row, settings, max_raw, max_session_age)
+        process_row_inner(store, row, settings, max_raw, max_session_age)
     })) {
         Ok(p) => p,
         Err(_) => {
@@ -164,12 +167,13 @@ fn process_row(
                 }],
                 dropped: Vec::new(),
             };
-            ProcessedEnvelope::new(id, project_id, received, records)
+            ProcessedEnvelope::new(store, id, project_id, received, records)
         }
     }
 }
 
 fn process_row_inner(
+    store: &Store,
     row: SpoolRow,
     settings: &HashMap<i64, ScrubSettings>,
     max_raw: usize,
@@ -212,5 +216,5 @@ fn process_row_inner(
     for reason in &records.dropped {
         tracing::warn!(project.id = row.project_id, reason = %reason, "dropped an envelope item");
     }
-    ProcessedEnvelope::new(row.id, row.project_id, row.received, records)
+    ProcessedEnvelope::new(store, row.id, row.project_id, row.received, records)
 }

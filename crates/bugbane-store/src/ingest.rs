@@ -9,7 +9,7 @@ use bugbane_core::lifecycle::{self, IssueState, Status, Transition};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use crate::codec::{compress, compress_json};
+use crate::codec::compress;
 use crate::error::Result;
 use crate::sqlite::{Store, count};
 
@@ -46,7 +46,7 @@ pub struct ProcessedEnvelope {
     pub project_id: i64,
     pub received: f64,
     records: EnvelopeRecords,
-    /// Per record: its compressed payload (and grouping), encoded by [`ProcessedEnvelope::new`].
+    /// Per record: its compressed payload, encoded by [`ProcessedEnvelope::new`].
     blobs: Vec<Blobs>,
 }
 
@@ -54,7 +54,6 @@ pub struct ProcessedEnvelope {
 #[derive(Debug, Default)]
 struct Blobs {
     payload: Vec<u8>,
-    grouping: Vec<u8>,
     search_keys: Vec<(String, String)>,
 }
 
@@ -62,19 +61,20 @@ impl ProcessedEnvelope {
     /// Encodes and compresses the records' payloads now, on the caller's thread, so the
     /// single writer thread only writes (and never frees large JSON trees either).
     pub fn new(
+        store: &Store,
         spool_id: i64,
         project_id: i64,
         received: f64,
         mut records: EnvelopeRecords,
     ) -> Self {
+        let dicts = store.dicts();
         let blobs = records
             .records
             .iter_mut()
             .map(|r| match r {
                 Record::Event(ev) => {
                     let b = Blobs {
-                        payload: compress_json(&ev.payload),
-                        grouping: compress_json(&ev.grouping),
+                        payload: dicts.compress_json(&ev.payload),
                         search_keys: search_keys(ev),
                     };
                     ev.payload = serde_json::Map::new();
@@ -82,7 +82,7 @@ impl ProcessedEnvelope {
                 }
                 Record::Transaction(t) => {
                     let b = Blobs {
-                        payload: compress_json(&t.payload),
+                        payload: dicts.compress_json(&t.payload),
                         ..Default::default()
                     };
                     t.payload = serde_json::Map::new();
@@ -90,7 +90,7 @@ impl ProcessedEnvelope {
                 }
                 Record::Feedback(f) => {
                     let b = Blobs {
-                        payload: compress_json(&f.payload),
+                        payload: dicts.compress_json(&f.payload),
                         ..Default::default()
                     };
                     f.payload = Value::Null;
@@ -192,16 +192,25 @@ impl Store {
     /// Saves a batch of processed envelopes and removes them from the spool, atomically:
     /// after a crash either all of the batch is saved and gone from the spool, or none.
     pub async fn save_processed(&self, batch: Vec<ProcessedEnvelope>) -> Result<SaveSummary> {
-        self.write(move |tx| {
-            let mut summary = SaveSummary::default();
-            for env in &batch {
-                save_envelope(tx, env, &mut summary)?;
-                tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
-                    .execute([env.spool_id])?;
-            }
-            Ok(summary)
-        })
-        .await
+        let dicts = self.dicts();
+        let writer_dicts = dicts.clone();
+        let (summary, stored_dict) = self
+            .write(move |tx| {
+                // A payload compressed with a new dictionary commits together with it.
+                let stored_dict = writer_dicts.persist(tx)?;
+                let mut summary = SaveSummary::default();
+                for env in &batch {
+                    save_envelope(tx, env, &mut summary)?;
+                    tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
+                        .execute([env.spool_id])?;
+                }
+                Ok((summary, stored_dict))
+            })
+            .await?;
+        if stored_dict {
+            dicts.persisted();
+        }
+        Ok(summary)
     }
 }
 
@@ -497,8 +506,8 @@ fn save_event(
     }
     let primary_hash = ev.grouping.hashes.first().cloned().unwrap_or_default();
     tx.prepare_cached(
-        "INSERT INTO events (project_id, event_id, issue_id, timestamp, received, level, release, environment, user_key, trace_id, primary_hash, grouping, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO events (project_id, event_id, issue_id, timestamp, received, level, release, environment, user_key, trace_id, primary_hash, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         pid,
@@ -512,7 +521,6 @@ fn save_event(
         ev.user_key,
         ev.trace_id,
         primary_hash,
-        blobs.grouping,
         blobs.payload
     ])?;
 

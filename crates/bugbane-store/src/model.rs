@@ -191,4 +191,6 @@ pub struct Counts {
     pub logs: i64,
     pub client_reports: i64,
     pub raw_items: i64,
+    /// Compression dictionaries (not per project).
+    pub dictionaries: i64,
 }

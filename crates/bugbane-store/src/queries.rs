@@ -5,7 +5,7 @@ use bugbane_core::lifecycle::{Resolution, Status};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::{Value, json};
 
-use crate::codec::{decompress, decompress_json};
+use crate::codec::Dictionaries;
 use crate::error::{Error, Result};
 use crate::ingest::record_activity;
 use crate::model::*;
@@ -509,13 +509,14 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>> {
+        let dicts = self.dicts();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload FROM events
                  WHERE issue_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT ?2 OFFSET ?3",
             )?;
             let rows = stmt.query_map(params![issue_id, limit, offset], raw_event_row)?;
-            rows.map(|r| r.map_err(Error::from).and_then(finish_event)).collect()
+            rows.map(|r| r.map_err(Error::from).and_then(|r| finish_event(&dicts, c, r))).collect()
         })
         .await
     }
@@ -527,6 +528,7 @@ impl Store {
         latest: bool,
     ) -> Result<Option<EventRecord>> {
         let order = if latest { "DESC" } else { "ASC" };
+        let dicts = self.dicts();
         self.read(move |c| {
             let row = c
                 .prepare_cached(&format!(
@@ -535,13 +537,14 @@ impl Store {
                 ))?
                 .query_row([issue_id], raw_event_row)
                 .optional()?;
-            row.map(finish_event).transpose()
+            row.map(|r| finish_event(&dicts, c, r)).transpose()
         })
         .await
     }
 
     /// One event by its id within a project.
     pub async fn event(&self, project_id: i64, event_id: String) -> Result<Option<EventRecord>> {
+        let dicts = self.dicts();
         self.read(move |c| {
             let row = c
                 .prepare_cached(
@@ -550,21 +553,7 @@ impl Store {
                 )?
                 .query_row(params![project_id, event_id], raw_event_row)
                 .optional()?;
-            row.map(finish_event).transpose()
-        })
-        .await
-    }
-
-    /// The grouping record (variants and components) stored with an event.
-    pub async fn event_grouping(&self, project_id: i64, event_id: String) -> Result<Option<Value>> {
-        self.read(move |c| {
-            let blob: Option<Vec<u8>> = c
-                .prepare_cached(
-                    "SELECT grouping FROM events WHERE project_id = ?1 AND event_id = ?2",
-                )?
-                .query_row(params![project_id, event_id], |r| r.get(0))
-                .optional()?;
-            blob.map(|b| decompress_json(&b)).transpose()
+            row.map(|r| finish_event(&dicts, c, r)).transpose()
         })
         .await
     }
@@ -672,6 +661,7 @@ impl Store {
                 logs: n("logs")?,
                 client_reports: n("client_reports")?,
                 raw_items: n("raw_items")?,
+                dictionaries: count(c, "SELECT COUNT(*) FROM dictionaries", [])?,
             })
         })
         .await
@@ -695,12 +685,13 @@ impl Store {
 
     /// An attachment's bytes.
     pub async fn attachment_data(&self, project_id: i64, id: i64) -> Result<Option<Vec<u8>>> {
+        let dicts = self.dicts();
         self.read(move |c| {
             let blob: Option<Vec<u8>> = c
                 .prepare_cached("SELECT data FROM attachments WHERE project_id = ?1 AND id = ?2")?
                 .query_row(params![project_id, id], |r| r.get(0))
                 .optional()?;
-            blob.map(|b| decompress(&b)).transpose()
+            blob.map(|b| dicts.decompress(c, &b)).transpose()
         })
         .await
     }
@@ -776,7 +767,7 @@ fn raw_event_row(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     ))
 }
 
-fn finish_event(raw: RawEvent) -> Result<EventRecord> {
+fn finish_event(dicts: &Dictionaries, c: &Connection, raw: RawEvent) -> Result<EventRecord> {
     let (id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload) = raw;
     Ok(EventRecord {
         id,
@@ -786,7 +777,7 @@ fn finish_event(raw: RawEvent) -> Result<EventRecord> {
         timestamp,
         received,
         primary_hash,
-        payload: decompress_json(&payload)?,
+        payload: dicts.decompress_json(c, &payload)?,
     })
 }
 

@@ -53,8 +53,12 @@ enum Msg {
 /// the WAL neither grows without bound nor keeps old (unscrubbed spool) pages around.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
-/// Checkpoints the WAL and truncates it to zero bytes.
+/// Returns free pages to the file system, then checkpoints the WAL and truncates it.
 fn checkpoint(conn: &Connection) {
+    // A bounded step, so a large backlog's worth of freed spool pages never stalls writes.
+    if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(4096)") {
+        tracing::warn!(error = %e, "incremental vacuum failed");
+    }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
     }
@@ -67,6 +71,7 @@ pub struct Store {
 }
 
 struct Inner {
+    dicts: Arc<crate::codec::Dictionaries>,
     path: PathBuf,
     tx: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
@@ -97,6 +102,9 @@ fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Connection> {
     // lock briefly; wait rather than fail.
     conn.busy_timeout(Duration::from_secs(10))?;
     if !read_only {
+        // Space freed by processed spool rows goes back to the file system in increments
+        // (takes effect when the database is created).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         // WAL lets readers run while the writer commits.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: every commit is fsynced, so an acknowledged envelope survives power loss.
@@ -138,6 +146,8 @@ impl Store {
         let path = data_dir.join("bugbane.sqlite3");
         let mut conn = open_conn(&path, false, options.fsync)?;
         migrate(&mut conn)?;
+        let dicts = Arc::new(crate::codec::Dictionaries::default());
+        dicts.load(&conn)?;
         let (tx, rx) = mpsc::channel(options.spool_queue.max(1));
         let spooled = Arc::new(Notify::new());
         let notify = spooled.clone();
@@ -150,12 +160,18 @@ impl Store {
             })?;
         Ok(Store {
             inner: Arc::new(Inner {
+                dicts,
                 path,
                 tx,
                 readers: Mutex::new(Vec::new()),
                 spooled,
             }),
         })
+    }
+
+    /// This database's compression dictionaries.
+    pub(crate) fn dicts(&self) -> Arc<crate::codec::Dictionaries> {
+        self.inner.dicts.clone()
     }
 
     /// The database file.

@@ -2,5 +2,6 @@
 
 mod api;
 mod bad_input;
+mod compression;
 mod endpoints;
 mod fixtures;

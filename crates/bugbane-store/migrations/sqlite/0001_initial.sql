@@ -69,6 +69,13 @@ CREATE TABLE spool (
     body BLOB NOT NULL
 );
 
+-- zstd dictionaries payloads are compressed with, by the id recorded in each frame.
+CREATE TABLE dictionaries (
+    dict_id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    data BLOB NOT NULL
+);
+
 -- Issues and their events.
 CREATE TABLE issues (
     id INTEGER PRIMARY KEY,
@@ -120,7 +127,6 @@ CREATE TABLE events (
     user_key TEXT,
     trace_id TEXT,
     primary_hash TEXT NOT NULL,
-    grouping BLOB NOT NULL,
     payload BLOB NOT NULL,
     UNIQUE (project_id, event_id)
 );
