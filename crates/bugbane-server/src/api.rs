@@ -1039,6 +1039,12 @@ async fn grouping_info(
     Ok(Json(v))
 }
 
+/// One tag value in Sentry's shape.
+fn tag_value_json(key: &str, v: &bugbane_store::TagValue) -> Value {
+    json!({"key": key, "name": v.value, "value": v.value, "count": v.count,
+           "firstSeen": format_rfc3339(v.first_seen), "lastSeen": format_rfc3339(v.last_seen)})
+}
+
 async fn issue_tags(
     State(app): AppState,
     caller: Caller,
@@ -1054,10 +1060,7 @@ async fn issue_tags(
                     "name": t.key,
                     "totalValues": t.total,
                     "uniqueValues": t.distinct,
-                    "topValues": t.top.iter().map(|v| json!({
-                        "key": t.key, "name": v.value, "value": v.value, "count": v.count,
-                        "firstSeen": format_rfc3339(v.first_seen), "lastSeen": format_rfc3339(v.last_seen),
-                    })).collect::<Vec<_>>(),
+                    "topValues": t.top.iter().map(|v| tag_value_json(&t.key, v)).collect::<Vec<_>>(),
                 })
             })
             .collect(),
@@ -1075,13 +1078,7 @@ async fn tag_values(
         .issue_tag_values(issue.id, key.clone(), 1000)
         .await?;
     Ok(Json(Value::Array(
-        values
-            .iter()
-            .map(|v| {
-                json!({"key": key, "name": v.value, "value": v.value, "count": v.count,
-                       "firstSeen": format_rfc3339(v.first_seen), "lastSeen": format_rfc3339(v.last_seen)})
-            })
-            .collect(),
+        values.iter().map(|v| tag_value_json(&key, v)).collect(),
     )))
 }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -375,26 +377,89 @@ fn id_response(id: Option<EventId>) -> Response {
     }
 }
 
-async fn envelope(
-    State(app): AppState,
-    Path(project_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
+/// A body-carrying ingest request, as every such endpoint first sees it.
+struct IngestRequest {
+    project_id: String,
+    peer: SocketAddr,
+    query: Option<String>,
     method: Method,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    if method == Method::OPTIONS {
-        return Ok(preflight(&headers));
+}
+
+impl FromRequest<Arc<App>> for IngestRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<App>) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let Path(project_id) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(IngestRequest {
+            project_id,
+            peer,
+            query: parts.uri.query().map(str::to_owned),
+            method: parts.method,
+            headers: parts.headers,
+            body,
+        })
     }
-    if method != Method::POST {
-        return Err(ApiError::BadRequest(
-            "the envelope endpoint takes POST".into(),
-        ));
+}
+
+/// What `IngestRequest::receive` yields: a preflight answer, or a decoded POST.
+enum Received {
+    Preflight(Response),
+    Post {
+        meta: Meta,
+        headers: HeaderMap,
+        raw: Bytes,
+        decoded: Vec<u8>,
+    },
+}
+
+impl IngestRequest {
+    /// Answers a CORS preflight, or authenticates the request's metadata and reads and
+    /// decodes its body (both bounded).
+    async fn receive(self, app: &App, endpoint: &str) -> Result<Received, ApiError> {
+        if self.method == Method::OPTIONS {
+            return Ok(Received::Preflight(preflight(&self.headers)));
+        }
+        if self.method != Method::POST {
+            return Err(ApiError::BadRequest(format!(
+                "the {endpoint} endpoint takes POST"
+            )));
+        }
+        let meta = meta(
+            app,
+            &self.project_id,
+            &self.headers,
+            self.query.as_deref(),
+            self.peer,
+        )?;
+        let raw = read_body(app, self.body).await?;
+        let decoded = decode(app, &self.headers, &raw)?;
+        Ok(Received::Post {
+            meta,
+            headers: self.headers,
+            raw,
+            decoded,
+        })
     }
-    let meta = meta(&app, &project_id, &headers, query.as_deref(), peer)?;
-    let raw = read_body(&app, body).await?;
-    let decoded = decode(&app, &headers, &raw)?;
+}
+
+async fn envelope(State(app): AppState, req: IngestRequest) -> Result<Response, ApiError> {
+    let (meta, headers, raw, decoded) = match req.receive(&app, "envelope").await? {
+        Received::Preflight(res) => return Ok(res),
+        Received::Post {
+            meta,
+            headers,
+            raw,
+            decoded,
+        } => (meta, headers, raw, decoded),
+    };
     let original = header_str(&headers, "content-encoding")
         .map(|e| e.trim().to_ascii_lowercase())
         .filter(|e| matches!(e.as_str(), "gzip" | "x-gzip" | "deflate" | "br" | "zstd"))
@@ -428,24 +493,16 @@ fn event_envelope(
 }
 
 /// The legacy store endpoint: one event JSON (or base64+zlib JSON, or an envelope).
-async fn store(
-    State(app): AppState,
-    Path(project_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    if method == Method::OPTIONS {
-        return Ok(preflight(&headers));
-    }
-    if method != Method::POST {
-        return Err(ApiError::BadRequest("the store endpoint takes POST".into()));
-    }
-    let meta = meta(&app, &project_id, &headers, query.as_deref(), peer)?;
-    let raw = read_body(&app, body).await?;
-    let decoded = decode(&app, &headers, &raw)?;
+async fn store(State(app): AppState, req: IngestRequest) -> Result<Response, ApiError> {
+    let (meta, headers, decoded) = match req.receive(&app, "store").await? {
+        Received::Preflight(res) => return Ok(res),
+        Received::Post {
+            meta,
+            headers,
+            decoded,
+            ..
+        } => (meta, headers, decoded),
+    };
     if header_str(&headers, "content-type")
         .is_some_and(|c| c.starts_with("application/x-sentry-envelope"))
     {

@@ -39,9 +39,7 @@ impl KeyCache {
         }
         Ok(key)
     }
-}
 
-impl KeyCache {
     /// Forgets a key, so a change made through this process applies at once.
     pub(crate) fn invalidate(&self, public_key: &str) {
         if let Ok(mut map) = self.entries.lock() {

@@ -201,11 +201,6 @@ impl Store {
     /// Folds the WAL into the database and truncates it. The writer does this by itself
     /// after bursts; an idle server calls it now and then so the WAL does not linger.
     pub async fn checkpoint(&self) -> Result<()> {
-        self.close().await
-    }
-
-    /// Finishes pending writes and checkpoints the WAL; call before the process exits.
-    pub async fn close(&self) -> Result<()> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &mut Connection| {
             checkpoint(conn);
@@ -217,6 +212,12 @@ impl Store {
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Finishes pending writes (they are queued before this) and checkpoints the WAL;
+    /// call before the process exits.
+    pub async fn close(&self) -> Result<()> {
+        self.checkpoint().await
     }
 
     /// Runs `f` in a write transaction on the writer thread.
