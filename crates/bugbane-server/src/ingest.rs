@@ -366,7 +366,6 @@ async fn accept(
         body,
     };
     app.store.spool(entry).await?;
-    app.backlog.fetch_add(1, Ordering::Relaxed);
     Ok(event_id)
 }
 

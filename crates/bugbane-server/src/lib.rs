@@ -16,7 +16,7 @@ mod processor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,33 +33,29 @@ pub struct App {
     data_dir: PathBuf,
     keys: limits::KeyCache,
     limiter: limits::RateLimiter,
-    /// Envelopes acknowledged and not yet processed.
-    backlog: AtomicI64,
     low_disk: AtomicBool,
 }
 
 impl App {
-    /// Builds the state; `backlog` starts from what the spool already holds.
+    /// Builds the state.
     pub async fn new(
         store: Store,
         config: Config,
         data_dir: PathBuf,
     ) -> Result<Arc<App>, bugbane_store::Error> {
-        let backlog = store.spool_backlog().await?;
         Ok(Arc::new(App {
             store,
             config,
             data_dir,
             keys: limits::KeyCache::default(),
             limiter: limits::RateLimiter::default(),
-            backlog: AtomicI64::new(backlog),
             low_disk: AtomicBool::new(false),
         }))
     }
 
     /// Envelopes acknowledged and not yet processed.
     pub fn backlog(&self) -> i64 {
-        self.backlog.load(Ordering::Relaxed)
+        self.store.backlog()
     }
 }
 

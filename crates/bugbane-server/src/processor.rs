@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bugbane_core::ProcessContext;
@@ -75,7 +74,6 @@ pub(crate) async fn run(app: Arc<App>) {
         match app.store.save_processed(batch).await {
             Ok(summary) => {
                 cursor = last;
-                app.backlog.fetch_sub(n, Ordering::Relaxed);
                 tracing::debug!(
                     envelopes = n,
                     events = summary.events.len(),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::codec::compress;
 use crate::error::Result;
-use crate::sqlite::{Store, count};
+use crate::sqlite::Store;
 
 /// An envelope as accepted by the ingest endpoint.
 ///
@@ -183,17 +183,12 @@ impl Store {
         .await
     }
 
-    /// Envelopes acknowledged but not yet processed.
-    pub async fn spool_backlog(&self) -> Result<i64> {
-        self.read(|c| count(c, "SELECT COUNT(*) FROM spool", []))
-            .await
-    }
-
     /// Saves a batch of processed envelopes and removes them from the spool, atomically:
     /// after a crash either all of the batch is saved and gone from the spool, or none.
     pub async fn save_processed(&self, batch: Vec<ProcessedEnvelope>) -> Result<SaveSummary> {
         let dicts = self.dicts();
         let writer_dicts = dicts.clone();
+        let envelopes = batch.len() as i64;
         let (summary, stored_dict) = self
             .write(move |tx| {
                 // A payload compressed with a new dictionary commits together with it.
@@ -210,6 +205,7 @@ impl Store {
         if stored_dict {
             dicts.persisted();
         }
+        self.processed_out(envelopes);
         Ok(summary)
     }
 }

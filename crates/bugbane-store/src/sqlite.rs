@@ -76,6 +76,9 @@ struct Inner {
     tx: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
     spooled: Arc<Notify>,
+    /// Envelopes committed to the spool and not yet processed. Counted where the commits
+    /// happen, so a client that hangs up mid-request cannot skew it.
+    backlog: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -151,9 +154,12 @@ impl Store {
         let (tx, rx) = mpsc::channel(options.spool_queue.max(1));
         let spooled = Arc::new(Notify::new());
         let notify = spooled.clone();
+        let pending: i64 = conn.query_row("SELECT COUNT(*) FROM spool", [], |r| r.get(0))?;
+        let backlog = Arc::new(std::sync::atomic::AtomicI64::new(pending));
+        let writer_backlog = backlog.clone();
         std::thread::Builder::new()
             .name("bugbane-writer".into())
-            .spawn(move || writer_loop(conn, rx, notify))
+            .spawn(move || writer_loop(conn, rx, notify, writer_backlog))
             .map_err(|source| Error::DataDir {
                 path: path.display().to_string(),
                 source,
@@ -165,6 +171,7 @@ impl Store {
                 tx,
                 readers: Mutex::new(Vec::new()),
                 spooled,
+                backlog,
             }),
         })
     }
@@ -177,6 +184,20 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Envelopes acknowledged and not yet processed.
+    pub fn backlog(&self) -> i64 {
+        self.inner
+            .backlog
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts processed envelopes out of the backlog.
+    pub(crate) fn processed_out(&self, n: i64) {
+        self.inner
+            .backlog
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Wakes when a spool batch was committed, so processing need not poll.
@@ -269,7 +290,12 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, spooled: Arc<Notify>) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    spooled: Arc<Notify>,
+    backlog: Arc<std::sync::atomic::AtomicI64>,
+) {
     let mut spools: Vec<(SpoolEntry, oneshot::Sender<Result<i64>>)> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
     let mut last_checkpoint = std::time::Instant::now();
@@ -292,6 +318,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, spooled: Arc<N
                     for (reply, id) in replies.into_iter().zip(ids) {
                         let _ = reply.send(Ok(id));
                     }
+                    backlog.fetch_add(entries.len() as i64, std::sync::atomic::Ordering::Relaxed);
                     spooled.notify_one();
                 }
                 Err(e) => {

@@ -323,3 +323,35 @@ async fn ingestion_stops_before_the_disk_fills() {
             .is_some_and(|d| d.contains("disk"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_after_spooling_leaves_the_backlog_exact() {
+    let server = TestServer::start().await;
+    let entry = bugbane_store::SpoolEntry {
+        project_id: FIXTURE_PROJECT,
+        received: 0.0,
+        client_ip: None,
+        sdk_client: None,
+        encoding: None,
+        body: b"{}\n{\"type\":\"event\"}\n{\"message\":\"orphaned\"}\n".to_vec(),
+    };
+    // The spool request is queued on first poll; the caller then gives up waiting, as a
+    // handler does when its client disconnects.
+    let spool = server.store.spool(entry);
+    tokio::select! {
+        biased;
+        _ = spool => panic!("the commit cannot be done on first poll"),
+        _ = std::future::ready(()) => {}
+    }
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = server.issues("orphaned").await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(found.len(), 1, "the committed envelope was processed");
+    server.processed().await;
+    assert_eq!(server.app.backlog(), 0);
+}
