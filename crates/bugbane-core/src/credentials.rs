@@ -4,11 +4,11 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
+/// Why a password could not be hashed.
+pub type HashError = argon2::password_hash::Error;
+
 /// Hashes a password into a PHC string with Argon2id and the given 16 random bytes of salt.
-pub fn hash_password(
-    password: &str,
-    salt: &[u8; 16],
-) -> Result<String, argon2::password_hash::Error> {
+pub fn hash_password(password: &str, salt: &[u8; 16]) -> Result<String, HashError> {
     let salt = SaltString::encode_b64(salt)?;
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?

@@ -10,12 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bugbane_core::lifecycle::{IgnoreCondition, Resolution, Status};
-use bugbane_core::time_fmt::{format_rfc3339, parse_timestamp_str};
-use bugbane_store::{EventRecord, Issue, IssueQuery, IssueSort, IssueUpdate, Project, TokenOwner};
+use bugbane_core::lifecycle::{Resolution, Status};
+use bugbane_core::time_fmt::format_rfc3339;
+use bugbane_store::{EventRecord, Issue, Project};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::access::{Access, IssueListing, StatusDetails, status_change};
 use crate::error::ApiError;
 use crate::{App, now};
 
@@ -70,7 +71,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 }
 
 /// The authenticated caller.
-struct Caller(TokenOwner);
+struct Caller(Access);
 
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
@@ -97,55 +98,18 @@ impl FromRequestParts<Arc<App>> for Caller {
             .token_owner(bugbane_core::credentials::hash_token(token))
             .await?
             .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))?;
-        Ok(Caller(owner))
+        Ok(Caller(Access {
+            user_id: owner.user_id,
+            is_admin: owner.is_admin,
+        }))
     }
 }
 
-impl Caller {
-    /// Checks the caller may read and change a project's data.
-    async fn check_project(&self, app: &App, project: &Project) -> Result<(), ApiError> {
-        if self.0.is_admin {
-            return Ok(());
-        }
-        match self.0.user_id {
-            Some(u) if app.store.is_member(project.org_id, u).await? => Ok(()),
-            _ => Err(ApiError::NotFound("project not found".into())),
-        }
-    }
+impl std::ops::Deref for Caller {
+    type Target = Access;
 
-    async fn projects(&self, app: &App, org: Option<String>) -> Result<Vec<Project>, ApiError> {
-        Ok(app
-            .store
-            .projects(org, self.0.user_id, self.0.is_admin)
-            .await?)
-    }
-
-    async fn project(&self, app: &App, org: &str, slug: &str) -> Result<Project, ApiError> {
-        self.projects(app, Some(org.to_owned()))
-            .await?
-            .into_iter()
-            .find(|p| p.slug == slug)
-            .ok_or_else(|| ApiError::NotFound("project not found".into()))
-    }
-
-    async fn issue(&self, app: &App, id: &str) -> Result<Issue, ApiError> {
-        let id: i64 = id
-            .parse()
-            .map_err(|_| ApiError::NotFound("issue not found".into()))?;
-        let issue = app
-            .store
-            .issue(id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("issue not found".into()))?;
-        let project = app
-            .store
-            .project(issue.project_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("issue not found".into()))?;
-        self.check_project(app, &project)
-            .await
-            .map_err(|_| ApiError::NotFound("issue not found".into()))?;
-        Ok(issue)
+    fn deref(&self) -> &Access {
+        &self.0
     }
 }
 
@@ -305,7 +269,7 @@ async fn update_key(
 }
 
 /// A DSN for a key, built on the public URL.
-pub(crate) fn dsn_for(public_url: &str, public_key: &str, project_id: i64) -> String {
+pub fn dsn_for(public_url: &str, public_key: &str, project_id: i64) -> String {
     let (scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
     format!("{scheme}://{public_key}@{rest}/{project_id}")
 }
@@ -355,23 +319,6 @@ struct IssueListParams {
     cursor: Option<String>,
     limit: Option<i64>,
     environment: Option<String>,
-}
-
-/// Parses `24h`, `14d`, `30m`, `2w`.
-fn parse_period(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: f64 = num.parse().ok()?;
-    Some(
-        n * match unit {
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 7.0 * 86400.0,
-            _ => return None,
-        },
-    )
 }
 
 /// Sentry cursors are `value:offset:is_prev`; offsets are what page here.
@@ -427,33 +374,15 @@ async fn issue_list(
     params: IssueListParams,
     uri: &Uri,
 ) -> Result<Response, ApiError> {
-    // Sentry's default search is unresolved issues.
-    let query = params.query.unwrap_or_else(|| "is:unresolved".into());
     let limit = params.limit.unwrap_or(25).clamp(1, 100);
     let offset = parse_cursor(params.cursor.as_deref());
-    let period = match params.stats_period.as_deref() {
-        None | Some("") => None,
-        Some(p) => Some(
-            parse_period(p)
-                .ok_or_else(|| ApiError::BadRequest(format!("invalid statsPeriod {p:?}")))?,
-        ),
-    };
-    let sort = match params.sort.as_deref() {
-        None | Some("date") => IssueSort::Date,
-        Some("new") => IssueSort::New,
-        Some("freq") => IssueSort::Freq,
-        Some("user") => IssueSort::User,
-        Some(other) => return Err(ApiError::BadRequest(format!("invalid sort {other:?}"))),
-    };
-    let q = IssueQuery {
-        project_ids,
-        search: bugbane_core::search::parse(&query),
+    let q = IssueListing {
+        query: params.query.as_deref(),
+        period: params.stats_period.as_deref(),
+        sort: params.sort.as_deref(),
         environment: params.environment,
-        since: period.map(|p| now() - p),
-        sort,
-        offset,
-        limit,
-    };
+    }
+    .query(project_ids, offset, limit)?;
     let (issues, more) = app.store.issues(q).await?;
     let mut out = Vec::with_capacity(issues.len());
     for i in &issues {
@@ -636,17 +565,6 @@ struct IssuePut {
     status_details: StatusDetails,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct StatusDetails {
-    in_next_release: Option<bool>,
-    in_release: Option<String>,
-    ignore_count: Option<u64>,
-    ignore_duration: Option<f64>,
-    ignore_until: Option<String>,
-    ignore_user_count: Option<u64>,
-}
-
 async fn update_issue(
     State(app): AppState,
     caller: Caller,
@@ -659,56 +577,14 @@ async fn update_issue(
     let Some(raw_status) = put.status.as_deref() else {
         return Ok(Json(json!({})));
     };
-    let status = Status::parse(raw_status)
-        .ok_or_else(|| ApiError::BadRequest(format!("invalid status {raw_status:?}")))?;
-    let d = &put.status_details;
-    let mut update = IssueUpdate {
-        status: Some(status),
-        user_id: caller.0.user_id,
-        ..Default::default()
-    };
-    match status {
-        Status::Resolved => {
-            update.resolution = Some(
-                if raw_status == "resolvedInNextRelease" || d.in_next_release == Some(true) {
-                    Resolution::InNextRelease {
-                        current: app.store.latest_release(issue.project_id).await?,
-                    }
-                } else if let Some(r) = &d.in_release {
-                    let release = if r == "latest" {
-                        app.store
-                            .latest_release(issue.project_id)
-                            .await?
-                            .unwrap_or_default()
-                    } else {
-                        r.clone()
-                    };
-                    Resolution::InRelease { release }
-                } else {
-                    Resolution::Now
-                },
-            );
-        }
-        Status::Ignored => {
-            let until =
-                match (&d.ignore_until, d.ignore_duration) {
-                    (Some(u), _) => Some(parse_timestamp_str(u).ok_or_else(|| {
-                        ApiError::BadRequest(format!("invalid ignoreUntil {u:?}"))
-                    })?),
-                    (None, Some(minutes)) => Some(now() + minutes * 60.0),
-                    _ => None,
-                };
-            if until.is_some() || d.ignore_count.is_some() || d.ignore_user_count.is_some() {
-                update.ignore = Some(IgnoreCondition {
-                    until,
-                    count: d.ignore_count,
-                    user_count: d.ignore_user_count,
-                    ..Default::default()
-                });
-            }
-        }
-        Status::Unresolved => {}
-    }
+    let update = status_change(
+        &app,
+        &issue,
+        raw_status,
+        &put.status_details,
+        caller.user_id,
+    )
+    .await?;
     app.store.update_issue(issue.id, update).await?;
     let updated = app
         .store

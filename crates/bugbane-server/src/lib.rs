@@ -1,17 +1,20 @@
 //! The HTTP layer, and the only crate that knows HTTP: the ingestion endpoints SDKs post
-//! to, Sentry's web API under `/api/0/`, and the background tasks a running server owns
-//! (processing the spool, retention, the disk-space watch).
+//! to, Sentry's web API under `/api/0/`, the dashboard's HTML pages, and the background
+//! tasks a running server owns (processing the spool, retention, the disk-space watch).
 //!
 //! Handlers translate between HTTP and the lower layers and nothing more: wire parsing is
 //! `bugbane-protocol`'s, processing is `bugbane-core`'s, and every byte on disk goes
 //! through `bugbane-store`.
 
+mod access;
 mod api;
 pub mod config;
 mod error;
 mod ingest;
 mod limits;
 mod processor;
+pub mod secrets;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ use axum::Router;
 use bugbane_store::Store;
 use tokio::net::TcpListener;
 
+pub use api::dsn_for;
 pub use config::Config;
 pub use error::ApiError;
 
@@ -34,6 +38,7 @@ pub struct App {
     keys: limits::KeyCache,
     limiter: limits::RateLimiter,
     low_disk: AtomicBool,
+    web_logins: web::LoginLimiter,
 }
 
 impl App {
@@ -50,6 +55,7 @@ impl App {
             keys: limits::KeyCache::default(),
             limiter: limits::RateLimiter::default(),
             low_disk: AtomicBool::new(false),
+            web_logins: web::LoginLimiter::default(),
         }))
     }
 
@@ -65,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_health/", axum::routing::get(health))
         .merge(ingest::routes())
         .merge(api::routes())
+        .merge(web::routes())
         .with_state(app)
 }
 

@@ -75,7 +75,7 @@ impl ProcessedEnvelope {
                 Record::Event(ev) => {
                     let b = Blobs {
                         payload: dicts.compress_json(&ev.payload),
-                        search_keys: search_keys(ev),
+                        search_keys: search_keys(ev.payload.get("user")),
                     };
                     ev.payload = serde_json::Map::new();
                     b
@@ -429,9 +429,9 @@ fn note_release(
 
 /// Search-only keys recorded alongside an event's tags, so `user.email:` and friends can
 /// be filtered without scanning events.
-fn search_keys(ev: &ProcessedEvent) -> Vec<(String, String)> {
+pub(crate) fn search_keys(user: Option<&Value>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Some(user) = ev.payload.get("user") {
+    if let Some(user) = user {
         for (field, key) in [
             ("id", "user.id"),
             ("email", "user.email"),

@@ -8,6 +8,7 @@
 //! what makes "acknowledged means on disk" cheap.
 
 mod codec;
+mod dashboard;
 mod error;
 mod ingest;
 mod model;

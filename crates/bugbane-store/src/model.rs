@@ -89,6 +89,8 @@ pub struct Issue {
     pub first_release: Option<String>,
     pub last_release: Option<String>,
     pub resolved_at: Option<f64>,
+    pub assignee_id: Option<i64>,
+    pub assignee_email: Option<String>,
 }
 
 /// Sort orders of the issue list (Sentry's names).
@@ -193,4 +195,28 @@ pub struct Counts {
     pub raw_items: i64,
     /// Compression dictionaries (not per project).
     pub dictionaries: i64,
+}
+
+/// A signed-in dashboard session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebSession {
+    pub user: User,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+}
+
+/// An API token as listed to its owner (the secret itself is never stored).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub created: f64,
+}
+
+/// A project's figures for the project list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProjectStats {
+    pub unresolved: i64,
+    /// (hour, events) pairs.
+    pub hourly: Vec<(i64, i64)>,
 }

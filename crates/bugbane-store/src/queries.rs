@@ -44,7 +44,8 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ProjectKey> {
 
 const ISSUE_COLS: &str = "i.id, i.project_id, p.slug, o.slug, i.short_id, i.title, i.culprit, i.level, i.type, i.platform,
     i.metadata, i.status, i.substatus, i.resolution, i.ignore_condition, i.first_seen, i.last_seen, i.times_seen,
-    i.user_count, i.first_release, i.last_release, i.resolved_at";
+    i.user_count, i.first_release, i.last_release, i.resolved_at, i.assignee_id,
+    (SELECT email FROM users WHERE id = i.assignee_id)";
 const ISSUE_FROM: &str =
     "issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id";
 
@@ -76,6 +77,8 @@ fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
         first_release: r.get(19)?,
         last_release: r.get(20)?,
         resolved_at: r.get(21)?,
+        assignee_id: r.get(22)?,
+        assignee_email: r.get(23)?,
     })
 }
 

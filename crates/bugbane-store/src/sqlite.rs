@@ -18,7 +18,10 @@ use crate::ingest::{SpoolEntry, commit_spool_batch};
 
 /// Embedded migrations, applied in order at start. Each runs once, recorded in
 /// `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+    include_str!("../migrations/sqlite/0002_dashboard.sql"),
+];
 
 /// Most envelopes one group commit writes.
 const MAX_SPOOL_BATCH: usize = 4096;
@@ -315,10 +318,12 @@ fn writer_loop(
             let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             match commit_spool_batch(&mut conn, &entries) {
                 Ok(ids) => {
+                    // Counted before anyone hears back, so a client that saw its 200 never
+                    // sees a backlog without its envelope.
+                    backlog.fetch_add(entries.len() as i64, std::sync::atomic::Ordering::Relaxed);
                     for (reply, id) in replies.into_iter().zip(ids) {
                         let _ = reply.send(Ok(id));
                     }
-                    backlog.fetch_add(entries.len() as i64, std::sync::atomic::Ordering::Relaxed);
                     spooled.notify_one();
                 }
                 Err(e) => {

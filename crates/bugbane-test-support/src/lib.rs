@@ -17,6 +17,10 @@ pub const FIXTURE_KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const FIXTURE_PROJECT: i64 = 42;
 /// The admin API token of every test server.
 pub const TOKEN: &str = "bbt_test_token";
+/// The administrator every test server starts with.
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+/// Their dashboard password.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The shared folder (fixtures, SDK clients) beside the repository.
 pub fn shared_dir() -> PathBuf {
@@ -54,8 +58,8 @@ impl TestServer {
         .expect("open store");
         store
             .bootstrap(
-                "admin@localhost".into(),
-                "not-a-password-hash".into(),
+                ADMIN_EMAIL.into(),
+                bugbane_server::secrets::hash_password(ADMIN_PASSWORD).expect("hash"),
                 bugbane_core::credentials::hash_token(TOKEN),
                 "fedcba9876543210fedcba9876543210".into(),
             )
@@ -166,16 +170,7 @@ impl TestServer {
 
     /// Issues of the fixtures' project matching a search.
     pub async fn issues(&self, query: &str) -> Vec<Value> {
-        let q: String = query
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let q = encode(query);
         let (status, body) = self
             .api(&format!(
                 "/api/0/projects/default/fixtures/issues/?limit=100&query={q}"
@@ -184,6 +179,164 @@ impl TestServer {
         assert_eq!(status, 200, "{body}");
         body.as_array().cloned().unwrap_or_default()
     }
+}
+
+/// A dashboard user's browser: the session cookie, the CSRF token of the last page, and
+/// no automatic redirects (tests look at them).
+pub struct WebClient {
+    base: String,
+    http: reqwest::Client,
+    cookies: Vec<(String, String)>,
+    /// The CSRF token found in the last page fetched.
+    pub csrf: String,
+}
+
+/// A dashboard response.
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Page {
+    /// The body with HTML character references decoded (the template engine escapes
+    /// `/`, quotes and the like), for checking what a reader sees.
+    pub fn text(&self) -> String {
+        self.body
+            .replace("&#x2f;", "/")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+}
+
+impl WebClient {
+    /// A client with no session.
+    pub fn anonymous(server: &TestServer) -> WebClient {
+        WebClient {
+            base: server.url(""),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: Vec::new(),
+            csrf: String::new(),
+        }
+    }
+
+    /// Signs in with the sign-in form; panics if that fails.
+    pub async fn login(server: &TestServer, email: &str, password: &str) -> WebClient {
+        let mut c = WebClient::anonymous(server);
+        let page = c.try_login(email, password).await;
+        assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
+        c
+    }
+
+    /// Submits the sign-in form.
+    pub async fn try_login(&mut self, email: &str, password: &str) -> Page {
+        let login = self.get("/login").await;
+        assert_eq!(login.status, 200);
+        let csrf = self.csrf.clone();
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, res: reqwest::Response) -> Page {
+        for v in res.headers().get_all("set-cookie") {
+            let Ok(v) = v.to_str() else { continue };
+            let Some((k, rest)) = v.split_once('=') else {
+                continue;
+            };
+            let value = rest.split(';').next().unwrap_or_default().to_owned();
+            self.cookies.retain(|(n, _)| n != k);
+            if !value.is_empty() {
+                self.cookies.push((k.to_owned(), value));
+            }
+        }
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let headers = res.headers().clone();
+        let body = res.text().await.unwrap_or_default();
+        if let Some(i) = body.find("name=\"csrf\" value=\"") {
+            let rest = &body[i + 19..];
+            self.csrf = rest[..rest.find('"').unwrap_or(0)].to_owned();
+        }
+        Page {
+            status,
+            headers,
+            location,
+            body,
+        }
+    }
+
+    /// GETs a dashboard path.
+    pub async fn get(&mut self, path: &str) -> Page {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("dashboard request");
+        self.finish(res).await
+    }
+
+    /// POSTs a form.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("dashboard request");
+        self.finish(res).await
+    }
+
+    /// POSTs a form with this session's CSRF token added.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(path, &all).await
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// One captured HTTP request.

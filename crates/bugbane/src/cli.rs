@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bugbane_core::credentials::{hash_password, hash_token};
+use bugbane_core::credentials::hash_token;
+use bugbane_server::secrets::{hash_password, new_public_key, new_token, random_password};
 use bugbane_server::{App, Config};
 use bugbane_store::{Store, StoreOptions};
 use clap::{Args, Parser, Subcommand};
@@ -137,7 +138,7 @@ pub fn run() -> Result<()> {
             }) => {
                 let store = open_store(&cli.data, &config)?;
                 let (project, key) = store
-                    .create_project(org, slug, platform, random_hex(16), None)
+                    .create_project(org, slug, platform, new_public_key(), None)
                     .await
                     .context("creating the project")?;
                 println!(
@@ -164,8 +165,7 @@ pub fn run() -> Result<()> {
                     (None, true) => random_password(),
                     (None, false) => bail!("give --password or --generate"),
                 };
-                let hash = hash_password(&password, &random_bytes())
-                    .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+                let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
                 let user = store
                     .create_user(u.email, hash, u.admin)
                     .await
@@ -201,42 +201,7 @@ fn open_store(data: &std::path::Path, config: &Config) -> Result<Store> {
 }
 
 fn dsn(config: &Config, public_key: &str, project_id: i64) -> String {
-    let url = config.server.public_url();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
-    format!("{scheme}://{public_key}@{rest}/{project_id}")
-}
-
-fn random_bytes() -> [u8; 16] {
-    let mut b = [0u8; 16];
-    // The OS RNG failing is not recoverable for credentials; an all-zero salt or key
-    // would be worse than stopping.
-    if let Err(e) = getrandom::getrandom(&mut b) {
-        panic!("the operating system's random number generator failed: {e}");
-    }
-    b
-}
-
-fn random_hex(n: usize) -> String {
-    let mut out = String::new();
-    while out.len() < n * 2 {
-        for b in random_bytes() {
-            out.push_str(&format!("{b:02x}"));
-        }
-    }
-    out.truncate(n * 2);
-    out
-}
-
-fn new_token() -> String {
-    format!("bbt_{}", random_hex(24))
-}
-
-fn random_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    random_bytes()
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    bugbane_server::dsn_for(&config.server.public_url(), public_key, project_id)
 }
 
 async fn serve(data: PathBuf, config: Config) -> Result<()> {
@@ -250,14 +215,13 @@ async fn serve(data: PathBuf, config: Config) -> Result<()> {
     if store.needs_bootstrap().await? {
         let password = random_password();
         let token = new_token();
-        let hash = hash_password(&password, &random_bytes())
-            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
         if let Some(b) = store
             .bootstrap(
                 "admin@localhost".into(),
                 hash,
                 hash_token(&token),
-                random_hex(16),
+                new_public_key(),
             )
             .await
             .context("first-start setup")?

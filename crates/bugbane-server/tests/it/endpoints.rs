@@ -344,7 +344,7 @@ async fn a_client_that_hangs_up_after_spooling_leaves_the_backlog_exact() {
         _ = std::future::ready(()) => {}
     }
     let mut found = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         found = server.issues("orphaned").await;
         if !found.is_empty() {
             break;

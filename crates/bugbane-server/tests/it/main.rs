@@ -3,5 +3,6 @@
 mod api;
 mod bad_input;
 mod compression;
+mod dashboard;
 mod endpoints;
 mod fixtures;
