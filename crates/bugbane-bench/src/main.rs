@@ -6,6 +6,7 @@
 //! one command measures everything. Traffic goes to loopback only and every run stops by
 //! itself after `--duration`.
 
+mod pages;
 mod workload;
 
 use std::path::PathBuf;
@@ -51,6 +52,13 @@ struct Args {
     /// Send bodies uncompressed instead of gzip (as the Node and browser SDKs do).
     #[arg(long)]
     identity: bool,
+    /// Stop the load after this many accepted events (before `--duration` if sooner).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Also time the dashboard's issue list and issue page, while the load runs and once
+    /// it has drained.
+    #[arg(long)]
+    pages: bool,
     /// Print the results as one JSON object as well.
     #[arg(long)]
     json: bool,
@@ -89,6 +97,8 @@ struct Server {
     pid: u32,
     port: u16,
     dsn: bugbane_protocol::Dsn,
+    /// The administrator's email and password, from the first-start banner.
+    admin: Option<(String, String)>,
     data: tempfile::TempDir,
 }
 
@@ -111,6 +121,7 @@ async fn start_server(binary: &PathBuf) -> Result<Server> {
     let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut dsn = None;
+    let mut admin = None;
     while dsn.is_none() {
         if Instant::now() > deadline {
             bail!("the server printed no DSN");
@@ -119,6 +130,13 @@ async fn start_server(binary: &PathBuf) -> Result<Server> {
             Ok(Ok(Some(line))) => {
                 if let Some(d) = line.trim().strip_prefix("DSN:") {
                     dsn = Some(d.trim().parse::<bugbane_protocol::Dsn>().context("DSN")?);
+                }
+                if let Some((e, p)) = line
+                    .trim()
+                    .strip_prefix("Admin:")
+                    .and_then(|a| a.trim().split_once(" / "))
+                {
+                    admin = Some((e.to_owned(), p.to_owned()));
                 }
             }
             _ => bail!("the server exited before printing its DSN"),
@@ -139,8 +157,23 @@ async fn start_server(binary: &PathBuf) -> Result<Server> {
         pid,
         port,
         dsn: dsn.context("dsn")?,
+        admin,
         data,
     })
+}
+
+/// A signed-in dashboard session on the benchmarked server.
+async fn sign_in(server: &Server) -> Result<bugbane_test_support::WebClient> {
+    let (email, password) = server
+        .admin
+        .clone()
+        .context("the server printed no administrator")?;
+    Ok(bugbane_test_support::WebClient::sign_in(
+        format!("http://127.0.0.1:{}", server.port),
+        &email,
+        &password,
+    )
+    .await)
 }
 
 /// Peak resident memory (KiB) and CPU seconds of a process, from /proc.
@@ -190,7 +223,7 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -281,13 +314,29 @@ async fn main() -> Result<()> {
     // Sample the backlog while the load runs, to report the sustained processing rate.
     let mut peak_backlog = 0;
     let load_end = start + Duration::from_secs(args.duration);
-    while Instant::now() < load_end {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let sampler = if args.pages {
+        Some(tokio::spawn(pages::sample_while(
+            sign_in(&server).await?,
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
+    let enough = |c: &Counters| {
+        args.events
+            .is_some_and(|n| c.accepted.load(Ordering::Relaxed) >= n)
+    };
+    while Instant::now() < load_end && !enough(&counters) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         if let Some(b) = backlog(&http, server.port).await {
             peak_backlog = peak_backlog.max(b);
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let under_load = match sampler {
+        Some(s) => Some(s.await?),
+        None => None,
+    };
     let mut latencies = Vec::new();
     for w in workers {
         latencies.extend(w.await?);
@@ -302,6 +351,11 @@ async fn main() -> Result<()> {
     }
     let e2e_secs = start.elapsed().as_secs_f64();
     let (rss_kib, cpu) = process_stats(server.pid);
+    let idle = if args.pages {
+        Some(pages::sample_idle(sign_in(&server).await?, 50).await)
+    } else {
+        None
+    };
     tokio::time::sleep(Duration::from_secs(11)).await; // let the idle writer checkpoint the WAL
     let disk = dir_bytes(server.data.path());
     let _ = server.child.kill().await;
@@ -332,6 +386,8 @@ async fn main() -> Result<()> {
         "server_peak_rss_mb": rss_kib as f64 / 1024.0,
         "server_cpu_ms_per_event": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { 0.0 },
         "disk_bytes_per_event": if accepted > 0 { disk as f64 / accepted as f64 } else { 0.0 },
+        "pages_under_load_ms": under_load.as_ref().map(pages::Timings::json),
+        "pages_idle_ms": idle.as_ref().map(pages::Timings::json),
     });
     println!(
         "bugbane-bench: {} loop, {} connections, {:?} events ({:.1} KiB JSON, {} B on the wire), {} issues, {:.0} s",
@@ -373,6 +429,12 @@ async fn main() -> Result<()> {
         "  disk             {:.0} bytes per event",
         report["disk_bytes_per_event"].as_f64().unwrap_or(0.0)
     );
+    if let Some(t) = &under_load {
+        println!("  pages under load {}", t.summary());
+    }
+    if let Some(t) = &idle {
+        println!("  pages after load {}", t.summary());
+    }
     if args.json {
         println!("{report}");
     }

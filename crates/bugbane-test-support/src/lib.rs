@@ -216,8 +216,13 @@ impl Page {
 impl WebClient {
     /// A client with no session.
     pub fn anonymous(server: &TestServer) -> WebClient {
+        WebClient::new(server.url(""))
+    }
+
+    /// A client with no session for the server at `base` (`http://host:port`).
+    pub fn new(base: String) -> WebClient {
         WebClient {
-            base: server.url(""),
+            base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -229,7 +234,12 @@ impl WebClient {
 
     /// Signs in with the sign-in form; panics if that fails.
     pub async fn login(server: &TestServer, email: &str, password: &str) -> WebClient {
-        let mut c = WebClient::anonymous(server);
+        WebClient::sign_in(server.url(""), email, password).await
+    }
+
+    /// Signs in to the server at `base`; panics if that fails.
+    pub async fn sign_in(base: String, email: &str, password: &str) -> WebClient {
+        let mut c = WebClient::new(base);
         let page = c.try_login(email, password).await;
         assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
         c

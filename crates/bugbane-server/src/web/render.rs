@@ -147,7 +147,7 @@ pub(crate) async fn security_headers(mut resp: Response) -> Response {
     resp
 }
 
-/// The stylesheet and script, compiled in.
+/// The stylesheet, script and icon, compiled in.
 pub(crate) async fn static_file(Path(file): Path<String>) -> Response {
     let (body, ty) = match file.as_str() {
         "app.css" => (
@@ -158,6 +158,7 @@ pub(crate) async fn static_file(Path(file): Path<String>) -> Response {
             include_str!("../../static/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        "favicon.svg" => (include_str!("../../static/favicon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

@@ -16,6 +16,34 @@ pub struct Server {
     pub data: PathBuf,
     pub token: Option<String>,
     pub dsn: Option<String>,
+    /// The administrator's email and password from the first-start banner.
+    pub admin: Option<(String, String)>,
+}
+
+/// What the first-start banner tells.
+#[derive(Default)]
+struct Banner {
+    token: Option<String>,
+    dsn: Option<String>,
+    admin: Option<(String, String)>,
+}
+
+impl Banner {
+    fn read(&mut self, line: &str) {
+        let line = line.trim();
+        if let Some(t) = line.strip_prefix("API token:") {
+            self.token = Some(t.trim().to_owned());
+        }
+        if let Some(d) = line.strip_prefix("DSN:") {
+            self.dsn = Some(d.trim().to_owned());
+        }
+        if let Some((email, password)) = line
+            .strip_prefix("Admin:")
+            .and_then(|a| a.trim().split_once(" / "))
+        {
+            self.admin = Some((email.to_owned(), password.to_owned()));
+        }
+    }
 }
 
 /// A free loopback port (bound and released; the race with other processes is acceptable
@@ -54,27 +82,16 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut token = None;
-        let mut dsn = None;
+        let mut banner = Banner::default();
         loop {
             while let Ok(line) = rx.try_recv() {
-                if let Some(t) = line.trim().strip_prefix("API token:") {
-                    token = Some(t.trim().to_owned());
-                }
-                if let Some(d) = line.trim().strip_prefix("DSN:") {
-                    dsn = Some(d.trim().to_owned());
-                }
+                banner.read(&line);
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 // The banner is printed before listening; give the reader a moment.
                 std::thread::sleep(Duration::from_millis(50));
                 while let Ok(line) = rx.try_recv() {
-                    if let Some(t) = line.trim().strip_prefix("API token:") {
-                        token = Some(t.trim().to_owned());
-                    }
-                    if let Some(d) = line.trim().strip_prefix("DSN:") {
-                        dsn = Some(d.trim().to_owned());
-                    }
+                    banner.read(&line);
                 }
                 break;
             }
@@ -88,8 +105,9 @@ impl Server {
             child,
             port,
             data: data.to_owned(),
-            token,
-            dsn,
+            token: banner.token,
+            dsn: banner.dsn,
+            admin: banner.admin,
         }
     }
 
