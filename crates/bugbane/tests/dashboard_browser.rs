@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use common::{Server, free_port};
 
+/// The Python SDK client, by its real path: the SDK marks frames in-app when their file
+/// lies under the working directory, which the OS reports with symlinks resolved.
 fn send_cases() -> PathBuf {
-    bugbane_test_support::shared_dir().join("clients/python/send_cases.py")
+    let script = bugbane_test_support::shared_dir().join("clients/python/send_cases.py");
+    std::fs::canonicalize(&script).unwrap_or(script)
 }
 
 /// Runs Python SDK cases against a DSN (a crashing case exits 1 by design).
