@@ -8,6 +8,7 @@
 //! unless nothing usable is left; it is repaired or dropped and noted in the event's
 //! `errors` list, as Sentry does.
 
+pub mod alerts;
 pub mod credentials;
 pub mod grouping;
 pub mod items;

@@ -71,7 +71,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 }
 
 /// The authenticated caller.
-struct Caller(Access);
+pub(crate) struct Caller(Access);
 
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;

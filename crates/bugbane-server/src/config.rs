@@ -11,6 +11,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
+    pub alerts: bugbane_notify::NotifyConfig,
 }
 
 /// Listening and links.

@@ -13,6 +13,7 @@ mod error;
 mod ingest;
 mod limits;
 mod processor;
+mod rules;
 pub mod secrets;
 mod web;
 
@@ -39,6 +40,16 @@ pub struct App {
     limiter: limits::RateLimiter,
     low_disk: AtomicBool,
     web_logins: web::LoginLimiter,
+    notifier: Arc<bugbane_notify::Notifier>,
+}
+
+/// Why a server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Store(#[from] bugbane_store::Error),
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 impl App {
@@ -47,7 +58,13 @@ impl App {
         store: Store,
         config: Config,
         data_dir: PathBuf,
-    ) -> Result<Arc<App>, bugbane_store::Error> {
+    ) -> Result<Arc<App>, SetupError> {
+        let notifier = bugbane_notify::Notifier::new(
+            config.alerts.clone(),
+            config.server.public_url(),
+            store.clone(),
+        )
+        .map_err(SetupError::Alerts)?;
         Ok(Arc::new(App {
             store,
             config,
@@ -56,6 +73,7 @@ impl App {
             limiter: limits::RateLimiter::default(),
             low_disk: AtomicBool::new(false),
             web_logins: web::LoginLimiter::default(),
+            notifier: Arc::new(notifier),
         }))
     }
 
@@ -71,6 +89,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_health/", axum::routing::get(health))
         .merge(ingest::routes())
         .merge(api::routes())
+        .merge(rules::routes())
         .merge(web::routes())
         .with_state(app)
 }
@@ -82,9 +101,11 @@ async fn health(
     axum::Json(serde_json::json!({"ok": true, "backlog": app.backlog()}))
 }
 
-/// Starts the background tasks: spool processing, retention sweeps and the disk watch.
+/// Starts the background tasks: spool processing, alert delivery, retention sweeps and the
+/// disk watch.
 pub fn spawn_background(app: &Arc<App>) {
     tokio::spawn(processor::run(app.clone()));
+    tokio::spawn(bugbane_notify::run(app.notifier.clone()));
     tokio::spawn(retention_loop(app.clone()));
     tokio::spawn(disk_watch(app.clone()));
     tokio::spawn(checkpoint_loop(app.clone()));

@@ -444,8 +444,11 @@ fn move_issue_rows(tx: &Transaction<'_>, child: i64, parent: i64) -> Result<()> 
         "UPDATE grouphashes SET issue_id = ?2 WHERE issue_id = ?1",
         "UPDATE events SET issue_id = ?2 WHERE issue_id = ?1",
         "UPDATE activity SET issue_id = ?2 WHERE issue_id = ?1",
-        "INSERT OR IGNORE INTO issue_users (issue_id, user_key) SELECT ?2, user_key FROM issue_users WHERE issue_id = ?1",
+        "INSERT INTO issue_users (issue_id, user_key, last_seen) SELECT ?2, user_key, last_seen FROM issue_users WHERE issue_id = ?1
+         ON CONFLICT DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
         "INSERT INTO issue_hourly (issue_id, hour, count) SELECT ?2, hour, count FROM issue_hourly WHERE issue_id = ?1
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        "INSERT INTO issue_minutely (issue_id, minute, count) SELECT ?2, minute, count FROM issue_minutely WHERE issue_id = ?1
          ON CONFLICT DO UPDATE SET count = count + excluded.count",
         "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen)
            SELECT ?2, key, value, count, first_seen, last_seen FROM issue_tags WHERE issue_id = ?1
@@ -461,7 +464,9 @@ fn move_issue_rows(tx: &Transaction<'_>, child: i64, parent: i64) -> Result<()> 
     for sql in [
         "DELETE FROM issue_users WHERE issue_id = ?1",
         "DELETE FROM issue_hourly WHERE issue_id = ?1",
+        "DELETE FROM issue_minutely WHERE issue_id = ?1",
         "DELETE FROM issue_tags WHERE issue_id = ?1",
+        "DELETE FROM alert_fired WHERE issue_id = ?1",
         "DELETE FROM issues WHERE id = ?1",
     ] {
         tx.execute(sql, [child])?;
@@ -487,9 +492,13 @@ fn rebuild_counters(
     for sql in [
         "DELETE FROM issue_users WHERE issue_id = ?1",
         "DELETE FROM issue_hourly WHERE issue_id = ?1",
+        "DELETE FROM issue_minutely WHERE issue_id = ?1",
         "DELETE FROM issue_tags WHERE issue_id = ?1",
-        "INSERT OR IGNORE INTO issue_users (issue_id, user_key)
-           SELECT ?1, user_key FROM events WHERE issue_id = ?1 AND user_key IS NOT NULL",
+        "INSERT INTO issue_users (issue_id, user_key, last_seen)
+           SELECT ?1, user_key, MAX(received) FROM events WHERE issue_id = ?1 AND user_key IS NOT NULL GROUP BY user_key",
+        "INSERT INTO issue_minutely (issue_id, minute, count)
+           SELECT ?1, CAST(received / 60 AS INTEGER), COUNT(*) FROM events
+           WHERE issue_id = ?1 AND received >= unixepoch() - 86400 GROUP BY 2",
         "INSERT INTO issue_hourly (issue_id, hour, count)
            SELECT ?1, CAST(timestamp / 3600 AS INTEGER), COUNT(*)
            FROM events WHERE issue_id = ?1 GROUP BY 2",

@@ -124,6 +124,8 @@ pub struct SavedEvent {
     pub issue_id: i64,
     pub new_issue: bool,
     pub regressed: bool,
+    /// An ignored issue's condition was met by this event.
+    pub unignored: bool,
 }
 
 /// What a batch save did.
@@ -194,8 +196,9 @@ impl Store {
                 // A payload compressed with a new dictionary commits together with it.
                 let stored_dict = writer_dicts.persist(tx)?;
                 let mut summary = SaveSummary::default();
+                let mut rules = crate::alerts::RuleCache::default();
                 for env in &batch {
-                    save_envelope(tx, env, &mut summary)?;
+                    save_envelope(tx, env, &mut summary, &mut rules)?;
                     tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
                         .execute([env.spool_id])?;
                 }
@@ -214,13 +217,17 @@ fn save_envelope(
     tx: &Transaction<'_>,
     env: &ProcessedEnvelope,
     summary: &mut SaveSummary,
+    rules: &mut crate::alerts::RuleCache,
 ) -> Result<()> {
     let pid = env.project_id;
     for (record, blobs) in env.records.records.iter().zip(&env.blobs) {
         summary.records += 1;
         match record {
             Record::Event(ev) => match save_event(tx, pid, ev, blobs)? {
-                Some(saved) => summary.events.push(saved),
+                Some(saved) => {
+                    crate::alerts::evaluate(tx, rules, pid, ev, &saved)?;
+                    summary.events.push(saved);
+                }
                 None => summary.duplicates += 1,
             },
             Record::Transaction(t) => {
@@ -523,14 +530,27 @@ fn save_event(
     // Counters.
     let new_user = match &ev.user_key {
         Some(u) => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)",
-            )?
-            .execute(params![issue_id, u])?
-                > 0
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO issue_users (issue_id, user_key, last_seen) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![issue_id, u, ev.received])?
+                > 0;
+            if !inserted {
+                tx.prepare_cached(
+                    "UPDATE issue_users SET last_seen = MAX(last_seen, ?3) WHERE issue_id = ?1 AND user_key = ?2",
+                )?
+                .execute(params![issue_id, u, ev.received])?;
+            }
+            inserted
         }
         None => false,
     };
+    // By arrival minute, for frequency alerts (a client's clock cannot skew them).
+    tx.prepare_cached(
+        "INSERT INTO issue_minutely (issue_id, minute, count) VALUES (?1, ?2, 1) ON CONFLICT DO UPDATE SET count = count + 1",
+    )?
+    .execute(params![issue_id, (ev.received / 60.0).floor() as i64])?;
     let hour = (ev.timestamp / 3600.0).floor() as i64;
     tx.prepare_cached(
         "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, 1) ON CONFLICT DO UPDATE SET count = count + 1",
@@ -574,8 +594,8 @@ fn save_event(
         tx.prepare_cached("UPDATE issues SET user_count = 1 WHERE id = ?1")?
             .execute([issue_id])?;
     }
-    let regressed = if new_issue {
-        false
+    let transition = if new_issue {
+        Transition::None
     } else {
         apply_lifecycle(tx, pid, issue_id, ev)?
     };
@@ -583,7 +603,8 @@ fn save_event(
         event_id: ev.event_id.clone(),
         issue_id,
         new_issue,
-        regressed,
+        regressed: transition == Transition::Regressed,
+        unignored: transition == Transition::Unignored,
     }))
 }
 
@@ -633,20 +654,19 @@ pub(crate) fn record_activity(
     Ok(())
 }
 
-/// Applies the issue lifecycle to an event joining an existing issue. Returns whether it
-/// regressed the issue.
+/// Applies the issue lifecycle to an event joining an existing issue; returns what changed.
 fn apply_lifecycle(
     tx: &Transaction<'_>,
     pid: i64,
     issue_id: i64,
     ev: &ProcessedEvent,
-) -> Result<bool> {
+) -> Result<Transition> {
     let (status, resolution, ignore, times_seen, users): (String, Option<String>, Option<String>, i64, i64) = tx
         .prepare_cached("SELECT status, resolution, ignore_condition, times_seen, user_count FROM issues WHERE id = ?1")?
         .query_row([issue_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
     let status = Status::parse(&status).unwrap_or(Status::Unresolved);
     if status == Status::Unresolved {
-        return Ok(false);
+        return Ok(Transition::None);
     }
     let state = IssueState {
         status,
@@ -680,7 +700,7 @@ fn apply_lifecycle(
         &cmp,
     );
     match transition {
-        Transition::None => Ok(false),
+        Transition::None => {}
         Transition::Regressed => {
             tx.prepare_cached(
                 "UPDATE issues SET status = 'unresolved', substatus = 'regressed', resolution = NULL, resolved_at = NULL WHERE id = ?1",
@@ -693,7 +713,6 @@ fn apply_lifecycle(
                 &json!({"version": ev.release, "event_id": ev.event_id}),
                 None,
             )?;
-            Ok(true)
         }
         Transition::Unignored => {
             tx.prepare_cached(
@@ -707,7 +726,7 @@ fn apply_lifecycle(
                 &json!({"reason": "ignore condition met"}),
                 None,
             )?;
-            Ok(false)
         }
     }
+    Ok(transition)
 }

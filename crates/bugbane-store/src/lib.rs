@@ -7,6 +7,7 @@
 //! spooling is group-committed (many envelopes, one transaction, one fsync), which is
 //! what makes "acknowledged means on disk" cheap.
 
+mod alerts;
 mod codec;
 mod dashboard;
 mod error;

@@ -1,6 +1,7 @@
 //! Plain data the store hands out and takes in.
 
 use bugbane_core::ScrubSettings;
+use bugbane_core::alerts::{Channel, RuleSpec};
 use bugbane_core::lifecycle::{IgnoreCondition, Resolution, Status};
 use serde_json::Value;
 
@@ -219,4 +220,50 @@ pub struct ProjectStats {
     pub unresolved: i64,
     /// (hour, events) pairs.
     pub hourly: Vec<(i64, i64)>,
+}
+
+/// An alert rule of a project.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRule {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub spec: RuleSpec,
+    pub enabled: bool,
+    pub created: f64,
+}
+
+/// A queued or delivered notification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    pub id: i64,
+    pub rule_id: Option<i64>,
+    pub project_id: i64,
+    pub issue_id: Option<i64>,
+    pub channel: Channel,
+    pub target: String,
+    pub secret: Option<String>,
+    /// What to say: reason, rule, issue, project, event (JSON).
+    pub message: Value,
+    /// `pending`, `sent`, `failed` or `skipped`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created: f64,
+    pub sent: Option<f64>,
+}
+
+/// How a delivery attempt went.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    Sent,
+    /// Failed; try again at `at` (UNIX seconds).
+    Retry {
+        error: String,
+        at: f64,
+    },
+    /// Failed for good (attempts exhausted, or a permanent refusal).
+    Failed(String),
+    /// Nothing to send to (for example, no SMTP server configured).
+    Skipped(String),
 }

@@ -138,6 +138,7 @@ fn insert_project(
         params![pid, public_key, now()],
     )?;
     let key_id = tx.last_insert_rowid();
+    crate::alerts::insert_default_rule(tx, pid)?;
     let project = tx.query_row(
         &format!("SELECT {PROJECT_COLS} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = ?1"),
         [pid],
@@ -492,8 +493,10 @@ impl Store {
                 "DELETE FROM grouphashes WHERE issue_id = ?1",
                 "DELETE FROM issue_users WHERE issue_id = ?1",
                 "DELETE FROM issue_hourly WHERE issue_id = ?1",
+                "DELETE FROM issue_minutely WHERE issue_id = ?1",
                 "DELETE FROM issue_tags WHERE issue_id = ?1",
                 "DELETE FROM activity WHERE issue_id = ?1",
+                "DELETE FROM alert_fired WHERE issue_id = ?1",
             ] {
                 tx.execute(sql, [id])?;
             }
@@ -730,7 +733,7 @@ impl Store {
             // Issues whose last event is gone go with everything hanging off them.
             let dead = "SELECT id FROM issues WHERE times_seen <= 0 OR (id IN (SELECT issue_id FROM temp.doomed)
                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id))";
-            for table in ["grouphashes", "issue_users", "issue_hourly", "issue_tags", "activity"] {
+            for table in ["grouphashes", "issue_users", "issue_hourly", "issue_minutely", "issue_tags", "activity", "alert_fired"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE issue_id IN ({dead})"), [])?;
             }
             tx.execute(&format!("DELETE FROM issues WHERE id IN ({dead})"), [])?;
@@ -749,6 +752,9 @@ impl Store {
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE {col} < ?1"), [cutoff])?;
             }
+            tx.execute("DELETE FROM notifications WHERE created < ?1 AND status != 'pending'", [cutoff])?;
+            let oldest_minute = (now() / 60.0).floor() as i64 - i64::from(bugbane_core::alerts::MAX_WINDOW_MINUTES);
+            tx.execute("DELETE FROM issue_minutely WHERE minute < ?1", [oldest_minute])?;
             Ok(events)
         })
         .await

@@ -21,6 +21,7 @@ use crate::ingest::{SpoolEntry, commit_spool_batch};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_dashboard.sql"),
+    include_str!("../migrations/sqlite/0003_alerts.sql"),
 ];
 
 /// Most envelopes one group commit writes.

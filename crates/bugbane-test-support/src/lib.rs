@@ -446,3 +446,185 @@ impl TestServer {
         (res.status().as_u16(), res.text().await.unwrap_or_default())
     }
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A local HTTP endpoint that records what is posted to it, standing in for Slack,
+/// Discord, Teams and webhook receivers. `/fail/{n}/…` answers 500 to the first `n`
+/// requests of that path; `/slow/{ms}/…` waits before answering its first request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    got: Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Listens on an ephemeral loopback port.
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Receiver::on(listener)
+    }
+
+    /// Listens on a given port (to bring a "down" receiver back).
+    pub async fn start_on(port: u16) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
+        Receiver::on(listener)
+    }
+
+    fn on(listener: tokio::net::TcpListener) -> Receiver {
+        let addr = listener.local_addr().expect("addr");
+        let got: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+        let record = got.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    let path = uri.path().to_owned();
+                    let seen = {
+                        let mut got = record.lock().expect("lock");
+                        let seen = got.iter().filter(|r| r.path == path).count();
+                        let mut h = reqwest::header::HeaderMap::new();
+                        for (k, v) in &headers {
+                            if let (Ok(k), Ok(v)) = (
+                                reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+                                reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+                            ) {
+                                h.append(k, v);
+                            }
+                        }
+                        got.push(Received {
+                            path: path.clone(),
+                            headers: h,
+                            body: body.to_vec(),
+                        });
+                        seen
+                    };
+                    let mut parts = path.trim_start_matches('/').split('/');
+                    match (
+                        parts.next(),
+                        parts.next().and_then(|n| n.parse::<usize>().ok()),
+                    ) {
+                        (Some("fail"), Some(n)) if seen < n => {
+                            return (
+                                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                                "down for maintenance",
+                            );
+                        }
+                        (Some("slow"), Some(ms)) if seen == 0 => {
+                            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                        }
+                        _ => {}
+                    }
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            },
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { addr, got, task }
+    }
+
+    /// The receiver's URL for a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Requests to one path.
+    pub fn at(&self, path: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Stops listening.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Waits until `check` holds, for at most `secs` seconds.
+pub async fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real SMTP server on loopback (Python's `aiosmtpd`) that files every message it
+/// receives in a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    /// Starts `aiosmtpd` and waits until it accepts connections.
+    pub async fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().expect("maildir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (scripts/test installs it with pip)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        SmtpSink { port, child, dir }
+    }
+
+    /// Every message received, as raw RFC 5322 text.
+    pub fn messages(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("mail/new"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

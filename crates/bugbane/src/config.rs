@@ -66,5 +66,8 @@ mod tests {
         assert_eq!(c.ingest.max_backlog, d.ingest.max_backlog);
         assert_eq!(c.retention.days, d.retention.days);
         assert_eq!(c.storage.spool_queue, d.storage.spool_queue);
+        assert_eq!(c.alerts.max_attempts, d.alerts.max_attempts);
+        assert_eq!(c.alerts.smtp_security, d.alerts.smtp_security);
+        assert_eq!(c.alerts.from, d.alerts.from);
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the HTTP layer against a real server on a loopback port.
 
+mod alerts;
 mod api;
 mod bad_input;
 mod compression;

@@ -68,7 +68,13 @@ pub fn bugbane(data: &Path, port: u16) -> Command {
 impl Server {
     /// Starts `bugbane serve` and waits until it answers; reads the first-start banner.
     pub fn start(data: &Path, port: u16) -> Server {
+        Server::start_with_env(data, port, &[])
+    }
+
+    /// Starts `bugbane serve` with extra environment (settings as `BUGBANE_*` variables).
+    pub fn start_with_env(data: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let mut child = bugbane(data, port)
+            .envs(env.iter().copied())
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
