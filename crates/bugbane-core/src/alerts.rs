@@ -119,6 +119,20 @@ impl RuleSpec {
         }
     }
 
+    /// Webhook secrets are write-only: an edit that does not restate one keeps the secret
+    /// the same action had before.
+    pub fn keep_secrets_from(&mut self, old: &RuleSpec) {
+        for a in &mut self.actions {
+            if a.secret.is_none() {
+                a.secret = old
+                    .actions
+                    .iter()
+                    .find(|o| o.channel == a.channel && o.target == a.target)
+                    .and_then(|o| o.secret.clone());
+            }
+        }
+    }
+
     /// Checks the definition, so nothing unusable is stored.
     pub fn validate(&self) -> Result<(), String> {
         if self.triggers.is_empty() {

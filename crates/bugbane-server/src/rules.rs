@@ -107,26 +107,11 @@ impl RuleBody {
                 .map_err(bad)?,
             (None, None) => base.map(|b| b.spec.triggers.clone()).unwrap_or_default(),
         };
-        let actions = match self.actions {
-            Some(mut a) => {
-                // An update that does not restate a webhook's secret keeps the old one.
-                if let Some(b) = base {
-                    for action in &mut a {
-                        if action.secret.is_none() {
-                            action.secret = b
-                                .spec
-                                .actions
-                                .iter()
-                                .find(|o| o.channel == action.channel && o.target == action.target)
-                                .and_then(|o| o.secret.clone());
-                        }
-                    }
-                }
-                a
-            }
-            None => base.map(|b| b.spec.actions.clone()).unwrap_or_default(),
-        };
-        let spec = RuleSpec {
+        let actions = self
+            .actions
+            .or_else(|| base.map(|b| b.spec.actions.clone()))
+            .unwrap_or_default();
+        let mut spec = RuleSpec {
             triggers,
             filters: self
                 .filters
@@ -138,6 +123,9 @@ impl RuleBody {
                 .or(base.map(|b| b.spec.rate_limit_minutes))
                 .unwrap_or(30),
         };
+        if let Some(b) = base {
+            spec.keep_secrets_from(&b.spec);
+        }
         spec.validate().map_err(bad)?;
         let name = self
             .name

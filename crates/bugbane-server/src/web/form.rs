@@ -13,6 +13,11 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 pub(crate) struct Form(Vec<(String, String)>);
 
 impl Form {
+    #[cfg(test)]
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Form {
+        Form(pairs)
+    }
+
     /// The first value of a field.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -5,6 +5,7 @@
 //! Every page needs a signed-in session; every form carries the session's CSRF token;
 //! every value from events goes through the template engine's HTML escaping.
 
+mod alerts;
 mod auth;
 mod form;
 mod pages;
@@ -37,6 +38,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             get(pages::issue_list).post(triage::bulk),
         )
         .route("/projects/{org}/{project}/setup/", get(settings::setup))
+        .route(
+            "/projects/{org}/{project}/alerts/",
+            get(alerts::rules_page).post(alerts::update_rules),
+        )
         .route(
             "/projects/{org}/{project}/settings/",
             get(settings::project_settings).post(settings::update_project),

@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("event.html", include_str!("../../templates/event.html")),
     ("events.html", include_str!("../../templates/events.html")),
     ("account.html", include_str!("../../templates/account.html")),
+    ("alerts.html", include_str!("../../templates/alerts.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

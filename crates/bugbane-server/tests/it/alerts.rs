@@ -517,3 +517,145 @@ async fn rules_are_validated_and_accept_sentry_conditions() {
         .expect("anon");
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_in_the_dashboard() {
+    use bugbane_test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, WebClient};
+    let server = TestServer::start_with(config(None)).await;
+    let hooks = Receiver::start().await;
+    let mut c = WebClient::login(&server, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = c.get("/projects/default/fixtures/alerts/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.text().contains("New issues and regressions"),
+        "the default rule is listed"
+    );
+    assert!(page.text().contains("email @team"));
+    let actions = format!(
+        "slack {}\nwebhook {} topsecret",
+        hooks.url("/slack"),
+        hooks.url("/hook")
+    );
+    let p = c
+        .submit(
+            "/projects/default/fixtures/alerts/",
+            &[
+                ("op", "create"),
+                ("name", "Checkout <errors>"),
+                ("new_issue", "on"),
+                ("frequency", "on"),
+                ("frequency_count", "50"),
+                ("frequency_minutes", "5"),
+                ("level", "error"),
+                ("tags", "region=eu"),
+                ("actions", &actions),
+                ("rate_limit", "15"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, rules) = server.api(RULES).await;
+    let created = rules
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "Checkout <errors>"))
+        .expect("created")
+        .clone();
+    assert_eq!(
+        created["triggers"],
+        json!([{"type": "new_issue"}, {"type": "frequency", "count": 50, "minutes": 5}])
+    );
+    assert_eq!(created["filters"]["tags"], json!([["region", "eu"]]));
+    assert_eq!(created["actions"][1]["hasSecret"], true);
+    assert_eq!(created["frequency"], 15);
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // Editing without restating the secret keeps it; the name is escaped on the page.
+    c.get("/projects/default/fixtures/alerts/").await;
+    let actions = format!(
+        "slack {}\nwebhook {}",
+        hooks.url("/slack"),
+        hooks.url("/hook")
+    );
+    let p = c
+        .submit(
+            "/projects/default/fixtures/alerts/",
+            &[
+                ("op", "save"),
+                ("rule", &id),
+                ("name", "Checkout <errors>"),
+                ("new_issue", "on"),
+                ("actions", &actions),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let (_, r) = server.api(&format!("{RULES}{id}/")).await;
+    assert_eq!(r["actions"][1]["hasSecret"], true);
+    assert_eq!(r["filters"]["tags"], json!([]));
+
+    // A test send from the page arrives, signed, and shows in the delivery log.
+    c.get("/projects/default/fixtures/alerts/").await;
+    let p = c
+        .submit(
+            "/projects/default/fixtures/alerts/",
+            &[("op", "test"), ("rule", &id)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    delivered(&server).await;
+    assert_eq!(hooks.at("/slack").len(), 1);
+    assert!(
+        hooks.at("/hook")[0]
+            .headers
+            .contains_key("x-bugbane-signature")
+    );
+    let page = c.get("/projects/default/fixtures/alerts/").await;
+    assert!(page.text().contains("Test notification"));
+    assert!(page.body.contains("delivery-sent"));
+    assert!(
+        !page.body.contains("Checkout <errors>"),
+        "rule names are escaped"
+    );
+    assert!(
+        !page.text().contains("topsecret"),
+        "secrets are never shown"
+    );
+
+    // Without the CSRF token nothing changes; disable and delete work.
+    let p = c
+        .post(
+            "/projects/default/fixtures/alerts/",
+            &[("op", "delete"), ("rule", &id)],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    c.submit(
+        "/projects/default/fixtures/alerts/",
+        &[("op", "disable"), ("rule", &id)],
+    )
+    .await;
+    assert_eq!(
+        server.api(&format!("{RULES}{id}/")).await.1["status"],
+        "disabled"
+    );
+    c.submit(
+        "/projects/default/fixtures/alerts/",
+        &[("op", "delete"), ("rule", &id)],
+    )
+    .await;
+    assert_eq!(server.api(&format!("{RULES}{id}/")).await.0, 404);
+    // Bad definitions are explained, not stored.
+    let p = c
+        .submit(
+            "/projects/default/fixtures/alerts/",
+            &[
+                ("op", "create"),
+                ("name", "x"),
+                ("new_issue", "on"),
+                ("actions", "pager 555-1234"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.text().contains("does not start with email"));
+}
