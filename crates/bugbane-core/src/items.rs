@@ -50,6 +50,8 @@ pub struct Span {
     pub release: Option<String>,
     pub environment: Option<String>,
     pub data: Value,
+    /// A page load's Web Vitals (`lcp`, `inp`, `cls`, `fcp`, `ttfb`), on segments only.
+    pub vitals: Option<Value>,
 }
 
 /// One session update (release health).
@@ -270,6 +272,13 @@ fn transaction_spans(t: &ProcessedTransaction) -> Vec<Span> {
                 .and_then(|c| c.get("data"))
                 .cloned()
                 .unwrap_or(Value::Null),
+            vitals: vitals(|name| {
+                t.payload
+                    .get("measurements")?
+                    .get(name)?
+                    .get("value")?
+                    .as_f64()
+            }),
         });
     }
     for sp in t
@@ -303,9 +312,21 @@ fn transaction_spans(t: &ProcessedTransaction) -> Vec<Span> {
             release: t.release.clone(),
             environment: t.environment.clone(),
             data: sp.get("data").cloned().unwrap_or(Value::Null),
+            vitals: None,
         });
     }
     spans
+}
+
+/// The Web Vitals a page load reported, by name, from wherever this SDK puts them.
+fn vitals(get: impl Fn(&str) -> Option<f64>) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for name in ["lcp", "inp", "cls", "fcp", "ttfb"] {
+        if let Some(v) = get(name).filter(|v| v.is_finite()) {
+            out.insert(name.into(), Value::from(v));
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// Span v2 containers (`{"items": [...]}`) or a single legacy span object.
@@ -318,6 +339,19 @@ fn span_items(v: &Value) -> Vec<Span> {
         .filter_map(|sp| {
             let attrs = sp.get("attributes").cloned().unwrap_or(Value::Null);
             let start = sp.get("start_timestamp").and_then(parse_timestamp)?;
+            let is_segment = sp
+                .get("is_segment")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let vitals = if is_segment {
+                vitals(|name| {
+                    attr(&attrs, &format!("browser.web_vital.{name}.value"))?
+                        .parse()
+                        .ok()
+                })
+            } else {
+                None
+            };
             Some(Span {
                 trace_id: s(sp, &["trace_id"])?,
                 span_id: s(sp, &["span_id"])?,
@@ -334,13 +368,11 @@ fn span_items(v: &Value) -> Vec<Span> {
                     .or_else(|| sp.get("timestamp"))
                     .and_then(parse_timestamp)
                     .unwrap_or(start),
-                is_segment: sp
-                    .get("is_segment")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                is_segment,
                 release: attr(&attrs, "sentry.release"),
                 environment: attr(&attrs, "sentry.environment"),
                 data: attrs,
+                vitals,
             })
         })
         .collect()

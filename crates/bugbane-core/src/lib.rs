@@ -15,6 +15,7 @@ pub mod items;
 pub mod lifecycle;
 pub mod normalize;
 pub mod parameterize;
+pub mod perf;
 pub mod process;
 pub mod scrub;
 pub mod search;

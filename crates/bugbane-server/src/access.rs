@@ -181,7 +181,7 @@ impl IssueListing<'_> {
 }
 
 /// Parses `24h`, `14d`, `30m`, `2w`.
-fn parse_period(s: &str) -> Option<f64> {
+pub(crate) fn parse_period(s: &str) -> Option<f64> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: f64 = num.parse().ok()?;

@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 mod ingest;
 mod limits;
+mod performance;
 mod processor;
 mod rules;
 pub mod secrets;
@@ -90,6 +91,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(ingest::routes())
         .merge(api::routes())
         .merge(rules::routes())
+        .merge(performance::routes())
         .merge(web::routes())
         .with_state(app)
 }

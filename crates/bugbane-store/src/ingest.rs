@@ -249,8 +249,8 @@ fn save_envelope(
             }
             Record::Spans(spans) => {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, segment_id, name, op, status, start, end, is_segment, release, environment, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, segment_id, name, op, status, start, end, is_segment, release, environment, data, vitals)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for s in spans {
                     stmt.execute(params![
@@ -267,7 +267,8 @@ fn save_envelope(
                         s.is_segment,
                         s.release,
                         s.environment,
-                        s.data.to_string()
+                        s.data.to_string(),
+                        s.vitals.as_ref().map(Value::to_string)
                     ])?;
                 }
             }

@@ -13,6 +13,7 @@ mod dashboard;
 mod error;
 mod ingest;
 mod model;
+mod performance;
 mod queries;
 mod sqlite;
 

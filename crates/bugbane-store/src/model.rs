@@ -267,3 +267,41 @@ pub enum Delivery {
     /// Nothing to send to (for example, no SMTP server configured).
     Skipped(String),
 }
+
+/// One run of a transaction, for its slowest-samples list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentSample {
+    pub trace_id: String,
+    pub span_id: String,
+    pub start: f64,
+    pub duration_ms: f64,
+    pub status: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// A span of a trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceSpan {
+    pub project_id: i64,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub segment_id: Option<String>,
+    pub name: String,
+    pub op: Option<String>,
+    pub status: Option<String>,
+    pub start: f64,
+    pub end: f64,
+    pub is_segment: bool,
+}
+
+/// An error event that belongs to a trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceError {
+    pub project_id: i64,
+    pub event_id: String,
+    pub issue_id: i64,
+    pub title: String,
+    pub level: String,
+    pub timestamp: f64,
+}

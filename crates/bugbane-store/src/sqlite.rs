@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../migrations/sqlite/0003_alerts.sql"),
+    include_str!("../migrations/sqlite/0004_performance.sql"),
 ];
 
 /// Most envelopes one group commit writes.

@@ -64,6 +64,7 @@ async fn triage_in_a_real_browser() {
             "message_warning",
             "handled_chained_exception",
             "scope_user_tags_context",
+            "transaction_spans",
         ],
     )
     .await;

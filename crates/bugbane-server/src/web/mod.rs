@@ -9,6 +9,7 @@ mod alerts;
 mod auth;
 mod form;
 mod pages;
+mod performance;
 mod render;
 mod settings;
 mod triage;
@@ -46,6 +47,15 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             "/projects/{org}/{project}/settings/",
             get(settings::project_settings).post(settings::update_project),
         )
+        .route(
+            "/projects/{org}/{project}/performance/",
+            get(performance::overview),
+        )
+        .route(
+            "/projects/{org}/{project}/performance/summary",
+            get(performance::summary),
+        )
+        .route("/traces/{trace_id}/", get(performance::trace))
         .route("/issues/{id}/", get(pages::issue).post(triage::act))
         .route("/issues/{id}/events/", get(pages::issue_events))
         .route(

@@ -37,6 +37,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("events.html", include_str!("../../templates/events.html")),
     ("account.html", include_str!("../../templates/account.html")),
     ("alerts.html", include_str!("../../templates/alerts.html")),
+    (
+        "performance.html",
+        include_str!("../../templates/performance.html"),
+    ),
+    (
+        "performance_summary.html",
+        include_str!("../../templates/performance_summary.html"),
+    ),
+    ("trace.html", include_str!("../../templates/trace.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -51,6 +60,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("ago", ago);
     env.add_filter("datetime", datetime);
     env.add_filter("number", number);
+    env.add_filter("ms", ms);
     env.add_function("sparkline", sparkline);
     env
 });
@@ -217,6 +227,18 @@ fn datetime(ts: Option<f64>) -> String {
     }
 }
 
+/// A duration in milliseconds, readably: `850 ms`, `1.24 s`, `0.42 ms`.
+fn ms(v: Option<f64>) -> String {
+    let v = v.unwrap_or(0.0);
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else if v >= 10.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
 /// Thousands separators.
 fn number(n: Option<i64>) -> String {
     let n = n.unwrap_or(0);
@@ -277,6 +299,9 @@ mod tests {
         assert_eq!(ago(Some(now() - 120.0)), "2 minutes ago");
         assert_eq!(ago(Some(now() - 7200.0)), "2 hours ago");
         assert_eq!(datetime(Some(0.0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(ms(Some(1240.0)), "1.24 s");
+        assert_eq!(ms(Some(85.4)), "85 ms");
+        assert_eq!(ms(Some(0.421)), "0.42 ms");
     }
 
     #[test]

@@ -7,3 +7,4 @@ mod compression;
 mod dashboard;
 mod endpoints;
 mod fixtures;
+mod performance;

@@ -142,6 +142,24 @@ try {
   await page.goto(`${listUrl}?query=`);
   assert.equal((await rows()).length, before, "unmerging restores the issue");
 
+  step("from an error to its trace waterfall, and back");
+  await search("order processed");
+  await Promise.all([page.waitForURL(/\/issues\/\d+\//), page.click("table.issues a.title")]);
+  const errorUrl = page.url();
+  await Promise.all([page.waitForURL(/\/traces\/[0-9a-f]{32}\//), page.click("a[data-trace-link]")]);
+  const spans = await page.locator(".waterfall .span").allInnerTexts();
+  assert.ok(spans[0].includes("process-order"), `root span first: ${spans}`);
+  assert.ok(spans.some((s) => s.includes("SELECT * FROM orders")), `${spans}`);
+  assert.ok(spans.some((s) => s.includes("parse inventory json")), `${spans}`);
+  await shot("trace");
+  await Promise.all([page.waitForURL(/\/issues\/\d+\//), page.click(".trace-errors a")]);
+  assert.equal(page.url().split("?")[0], errorUrl.split("?")[0], "the trace links back to the error");
+
+  step("the performance page lists the transaction");
+  await page.goto(`${listUrl}performance/`);
+  assert.match(await page.locator("table.transactions").innerText(), /process-order/);
+  await shot("performance");
+
   step("keyboard: j moves through the list, Enter opens");
   await page.goto(listUrl);
   await page.keyboard.press("j");
