@@ -10,7 +10,9 @@
 
 pub mod alerts;
 pub mod credentials;
+pub mod crons;
 pub mod grouping;
+pub mod health;
 pub mod items;
 pub mod lifecycle;
 pub mod normalize;

@@ -11,6 +11,7 @@ mod api;
 pub mod config;
 mod error;
 mod ingest;
+mod insights;
 mod limits;
 mod performance;
 mod processor;
@@ -92,6 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api::routes())
         .merge(rules::routes())
         .merge(performance::routes())
+        .merge(insights::routes())
         .merge(web::routes())
         .with_state(app)
 }

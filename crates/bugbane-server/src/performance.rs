@@ -186,13 +186,21 @@ pub(crate) async fn trace_view(
         .into_iter()
         .filter(|e| visible.contains_key(&e.project_id))
         .collect();
-    if spans.is_empty() && errors.is_empty() {
+    let logs: Vec<_> = app
+        .store
+        .trace_logs(trace_id.clone())
+        .await?
+        .into_iter()
+        .filter(|l| visible.contains_key(&l.project_id))
+        .collect();
+    if spans.is_empty() && errors.is_empty() && logs.is_empty() {
         return Err(ApiError::NotFound("trace not found".into()));
     }
     let start = spans
         .iter()
         .map(|s| s.start)
         .chain(errors.iter().map(|e| e.timestamp))
+        .chain(logs.iter().map(|l| l.timestamp))
         .fold(f64::INFINITY, f64::min);
     let end = spans
         .iter()
@@ -229,6 +237,7 @@ pub(crate) async fn trace_view(
         "durationMs": ((end - start) * 1000.0).max(0.0),
         "spans": ordered,
         "errors": errors,
+        "logs": logs.iter().map(crate::insights::log_json).collect::<Vec<_>>(),
     }))
 }
 

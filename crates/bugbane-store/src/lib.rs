@@ -16,6 +16,7 @@ mod model;
 mod performance;
 mod queries;
 mod sqlite;
+mod views;
 
 pub use error::Error;
 pub use ingest::{ProcessedEnvelope, SaveSummary, SavedEvent, SpoolEntry, SpoolRow};

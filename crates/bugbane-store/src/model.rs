@@ -305,3 +305,66 @@ pub struct TraceError {
     pub level: String,
     pub timestamp: f64,
 }
+
+/// User feedback or a user report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedbackRow {
+    pub id: i64,
+    /// `feedback` (the current item) or `user_report` (the legacy one).
+    pub kind: String,
+    pub event_id: Option<String>,
+    pub associated_event_id: Option<String>,
+    /// The issue of the associated event, when it is stored.
+    pub issue_id: Option<i64>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub message: String,
+    pub url: Option<String>,
+    pub timestamp: f64,
+}
+
+/// A search over structured logs.
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub project_id: i64,
+    pub since: f64,
+    pub level: Option<String>,
+    pub trace_id: Option<String>,
+    /// Words the body must contain.
+    pub text: Vec<String>,
+    /// Attributes that must have these values.
+    pub attributes: Vec<(String, String)>,
+    pub limit: i64,
+}
+
+/// One structured log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub timestamp: f64,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub level: String,
+    pub body: String,
+    pub attributes: Value,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// A release seen in a project.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseRow {
+    pub version: String,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// A cron monitor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorRow {
+    pub slug: String,
+    pub config: Option<Value>,
+    pub last_check_in: Option<f64>,
+    pub last_status: Option<String>,
+}

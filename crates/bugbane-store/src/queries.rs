@@ -49,6 +49,19 @@ const ISSUE_COLS: &str = "i.id, i.project_id, p.slug, o.slug, i.short_id, i.titl
 const ISSUE_FROM: &str =
     "issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id";
 
+/// Issues matching a `WHERE` clause (and its ordering) over `issues i`.
+pub(crate) fn issues_where(
+    c: &Connection,
+    clause: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<Issue>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE {clause}"
+    ))?;
+    let rows = stmt.query_map(p, issue_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
     let metadata: String = r.get(10)?;
     let status: String = r.get(11)?;
@@ -806,7 +819,7 @@ fn tag_values(c: &Connection, issue_id: i64, key: &str, limit: i64) -> Result<Ve
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn like_pattern(s: &str) -> String {
+pub(crate) fn like_pattern(s: &str) -> String {
     let escaped = s
         .replace('\\', "\\\\")
         .replace('%', "\\%")

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_dashboard.sql"),
     include_str!("../migrations/sqlite/0003_alerts.sql"),
     include_str!("../migrations/sqlite/0004_performance.sql"),
+    include_str!("../migrations/sqlite/0005_views.sql"),
 ];
 
 /// Most envelopes one group commit writes.

@@ -202,6 +202,105 @@ async fn real_sdks_end_to_end() {
     assert_eq!(tag(&ev, "browser.name"), Some("Chrome"));
     assert_eq!(ev["platform"], "javascript");
 
+    // The views over what else they sent: performance, traces, release health, crons,
+    // feedback and logs, through the API.
+    let get = |path: String| {
+        let url = server.url(&path);
+        let http = http.clone();
+        let token = token.clone();
+        async move { api(&http, url, &token).await }
+    };
+    let py_tx = get("/api/0/projects/default/python/transactions/".into()).await;
+    let order = py_tx
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "process-order"))
+        .unwrap_or_else(|| panic!("process-order in {py_tx}"));
+    assert_eq!(order["op"], "task");
+    let detail =
+        get("/api/0/projects/default/python/transaction-summary/?transaction=process-order".into())
+            .await;
+    let trace_id = detail["slowest"][0]["traceId"]
+        .as_str()
+        .expect("trace")
+        .to_owned();
+    let trace = get(format!(
+        "/api/0/organizations/default/events-trace/{trace_id}/"
+    ))
+    .await;
+    let names: Vec<&str> = trace["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names.first(), Some(&"process-order"));
+    assert!(
+        names.contains(&"SELECT * FROM orders WHERE id = %s"),
+        "{names:?}"
+    );
+    assert_eq!(trace["errors"][0]["title"], "order processed with warnings");
+    let node_tx = get("/api/0/projects/default/node/transactions/".into()).await;
+    let traced = node_tx
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["op"] == "http.server"))
+        .unwrap_or_else(|| panic!("a traced Node request in {node_tx}"));
+    let name = traced["name"].as_str().expect("name");
+    let detail = get(format!(
+        "/api/0/projects/default/node/transaction-summary/?transaction={}",
+        name.replace(' ', "%20")
+            .replace('/', "%2F")
+            .replace(':', "%3A")
+    ))
+    .await;
+    let node_trace = detail["slowest"][0]["traceId"]
+        .as_str()
+        .expect("trace")
+        .to_owned();
+    let spans = get(format!(
+        "/api/0/organizations/default/events-trace/{node_trace}/"
+    ))
+    .await;
+    assert!(
+        spans["spans"].as_array().is_some_and(|s| s.len() > 1),
+        "{spans}"
+    );
+    let browser_tx = get("/api/0/projects/default/browser/transactions/".into()).await;
+    assert!(
+        browser_tx
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["op"] == "pageload")),
+        "a browser page load in {browser_tx}"
+    );
+    for sdk in ["python", "node", "rust"] {
+        let releases = get(format!("/api/0/projects/default/{sdk}/releases/")).await;
+        let with_sessions: Vec<&Value> = releases
+            .as_array()
+            .expect("releases")
+            .iter()
+            .filter(|r| r["healthData"]["sessions"].as_i64().unwrap_or(0) > 0)
+            .collect();
+        assert!(!with_sessions.is_empty(), "{sdk} sessions in {releases}");
+        assert!(with_sessions[0]["healthData"]["crashFreeSessions"].is_number());
+    }
+    let monitors = get("/api/0/projects/default/python/monitors/".into()).await;
+    let backup = monitors
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["slug"] == "nightly-backup"))
+        .expect("nightly-backup");
+    assert_eq!(backup["status"], "ok");
+    let feedback = get("/api/0/projects/default/python/user-feedback/".into()).await;
+    assert_eq!(feedback.as_array().map(Vec::len), Some(2), "{feedback}");
+    for sdk in ["python", "node", "rust", "browser"] {
+        let logs = get(format!(
+            "/api/0/projects/default/{sdk}/logs/?query=level%3Aerror"
+        ))
+        .await;
+        assert!(
+            logs.as_array().is_some_and(|l| !l.is_empty()),
+            "{sdk} error logs"
+        );
+    }
+
     // Everything else each SDK sent is stored in structured form.
     let store = bugbane_store::Store::open(dir.path(), bugbane_store::StoreOptions::default())
         .expect("open store");

@@ -8,6 +8,7 @@
 mod alerts;
 mod auth;
 mod form;
+mod insights;
 mod pages;
 mod performance;
 mod render;
@@ -56,6 +57,24 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             get(performance::summary),
         )
         .route("/traces/{trace_id}/", get(performance::trace))
+        .route(
+            "/projects/{org}/{project}/feedback/",
+            get(insights::feedback),
+        )
+        .route("/projects/{org}/{project}/logs/", get(insights::logs))
+        .route(
+            "/projects/{org}/{project}/releases/",
+            get(insights::releases),
+        )
+        .route(
+            "/projects/{org}/{project}/releases/show",
+            get(insights::release),
+        )
+        .route("/projects/{org}/{project}/crons/", get(insights::crons))
+        .route(
+            "/projects/{org}/{project}/crons/{monitor}/",
+            get(insights::monitor),
+        )
         .route("/issues/{id}/", get(pages::issue).post(triage::act))
         .route("/issues/{id}/events/", get(pages::issue_events))
         .route(

@@ -342,6 +342,13 @@ pub(crate) async fn issue(
         }
         None => (Value::Null, Value::Null, Value::Null, Vec::new()),
     };
+    let feedback: Vec<Value> = app
+        .store
+        .issue_feedback(issue.id)
+        .await?
+        .iter()
+        .map(crate::insights::feedback_json)
+        .collect();
     let mut row = issue_row(&issue, hourly_buckets(&hourly, 24));
     row["daily"] = json!(daily_buckets(&hourly, 30));
     row["assignee_id"] = json!(issue.assignee_id);
@@ -357,6 +364,7 @@ pub(crate) async fn issue(
             neighbours,
             attachments,
             tags => tag_values,
+            feedback,
             activity,
             hashes => hash_rows,
             users => users.iter().map(|u| json!({"id": u.id, "email": u.email})).collect::<Vec<_>>(),

@@ -182,6 +182,7 @@ pub(crate) async fn trace(
             start => t["start"].clone(),
             spans,
             errors,
+            logs => t["logs"].clone(),
         },
     ))
 }

@@ -46,6 +46,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/performance_summary.html"),
     ),
     ("trace.html", include_str!("../../templates/trace.html")),
+    (
+        "feedback.html",
+        include_str!("../../templates/feedback.html"),
+    ),
+    ("logs.html", include_str!("../../templates/logs.html")),
+    (
+        "releases.html",
+        include_str!("../../templates/releases.html"),
+    ),
+    ("release.html", include_str!("../../templates/release.html")),
+    ("crons.html", include_str!("../../templates/crons.html")),
+    ("monitor.html", include_str!("../../templates/monitor.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -7,4 +7,5 @@ mod compression;
 mod dashboard;
 mod endpoints;
 mod fixtures;
+mod insights;
 mod performance;
