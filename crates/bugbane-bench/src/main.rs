@@ -7,6 +7,7 @@
 //! itself after `--duration`.
 
 mod pages;
+mod traces;
 mod workload;
 
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ struct Args {
     /// it has drained.
     #[arg(long)]
     pages: bool,
+    /// Instead of the error load: send this many transactions (20 spans and a session
+    /// each), then time the performance, release and trace pages over them.
+    #[arg(long)]
+    traces: Option<usize>,
     /// Print the results as one JSON object as well.
     #[arg(long)]
     json: bool,
@@ -248,6 +253,24 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
+    if let Some(count) = args.traces {
+        let t = Instant::now();
+        traces::send(url.clone(), auth.clone(), count, args.connections).await?;
+        while backlog(&http, server.port).await.unwrap_or(0) > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "bugbane-bench: {count} transactions ({} spans, {count} sessions) stored in {secs:.1} s ({:.0} transactions/s)",
+            count * 20,
+            count as f64 / secs
+        );
+        for (path, p50, p95) in traces::time_pages(sign_in(&server).await?, 20).await {
+            println!("  {path:<100} p50 {p50:>7.1} ms  p95 {p95:>7.1} ms");
+        }
+        let _ = server.child.kill().await;
+        return Ok(());
+    }
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let seq = Arc::new(AtomicU64::new(0));

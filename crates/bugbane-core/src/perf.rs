@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// One segment, as the store reads it.
+/// One page load, as the store reads it for Web Vitals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Segment {
     pub name: String,
@@ -58,36 +58,34 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
+/// One transaction name's runs in a period, as the store reads them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Runs {
+    pub name: String,
+    pub op: Option<String>,
+    pub durations_ms: Vec<f64>,
+    pub failures: u64,
+}
+
 /// Figures per transaction name, busiest first.
-pub fn summarize(
-    segments: &[Segment],
-    apdex_t_ms: f64,
-    period_minutes: f64,
-) -> Vec<TransactionStats> {
-    let mut by_name: std::collections::BTreeMap<&str, Vec<&Segment>> = Default::default();
-    for s in segments {
-        by_name.entry(&s.name).or_default().push(s);
-    }
-    let mut out: Vec<TransactionStats> = by_name
+pub fn summarize(groups: Vec<Runs>, apdex_t_ms: f64, period_minutes: f64) -> Vec<TransactionStats> {
+    let mut out: Vec<TransactionStats> = groups
         .into_iter()
-        .map(|(name, segs)| {
-            let n = segs.len() as f64;
-            let durations = sorted(segs.iter().map(|s| s.duration_ms).collect());
-            let failures = segs
-                .iter()
-                .filter(|s| is_failure(s.status.as_deref()))
-                .count();
+        .filter(|g| !g.durations_ms.is_empty())
+        .map(|g| {
+            let n = g.durations_ms.len() as f64;
+            let durations = sorted(g.durations_ms);
             let satisfied = durations.iter().filter(|d| **d <= apdex_t_ms).count();
             let tolerating = durations
                 .iter()
                 .filter(|d| **d > apdex_t_ms && **d <= 4.0 * apdex_t_ms)
                 .count();
             TransactionStats {
-                name: name.to_owned(),
-                op: segs.iter().find_map(|s| s.op.clone()),
-                count: segs.len() as u64,
+                name: g.name,
+                op: g.op,
+                count: durations.len() as u64,
                 throughput: n / period_minutes.max(1.0),
-                failure_rate: failures as f64 / n,
+                failure_rate: g.failures as f64 / n,
                 p50: percentile(&durations, 0.50),
                 p75: percentile(&durations, 0.75),
                 p95: percentile(&durations, 0.95),
@@ -188,14 +186,25 @@ mod tests {
 
     #[test]
     fn summary_figures() {
-        let segs = vec![
-            seg("/a", 100.0, "ok"),
-            seg("/a", 500.0, "ok"),
-            seg("/a", 2000.0, "internal_error"),
-            seg("/a", 300.0, "cancelled"),
-            seg("/b", 10.0, "ok"),
-        ];
-        let s = summarize(&segs, 300.0, 60.0);
+        let runs = |name: &str, d: &[f64], failures| Runs {
+            name: name.into(),
+            op: Some("http.server".into()),
+            durations_ms: d.to_vec(),
+            failures,
+        };
+        assert!(
+            is_failure(Some("internal_error"))
+                && !is_failure(Some("cancelled"))
+                && !is_failure(None)
+        );
+        let s = summarize(
+            vec![
+                runs("/b", &[10.0], 0),
+                runs("/a", &[100.0, 500.0, 2000.0, 300.0], 1),
+            ],
+            300.0,
+            60.0,
+        );
         assert_eq!(s[0].name, "/a");
         assert_eq!(s[0].count, 4);
         assert_eq!(s[0].failure_rate, 0.25);

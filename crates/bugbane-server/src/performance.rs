@@ -76,8 +76,8 @@ pub(crate) async fn transaction_stats(
     p: &Project,
     period: f64,
 ) -> Result<Vec<TransactionStats>, ApiError> {
-    let segments = app.store.segments(p.id, now() - period, None).await?;
-    Ok(perf::summarize(&segments, APDEX_T_MS, period / 60.0))
+    let runs = app.store.segment_runs(p.id, now() - period, None).await?;
+    Ok(perf::summarize(runs, APDEX_T_MS, period / 60.0))
 }
 
 async fn list(
@@ -104,15 +104,18 @@ pub(crate) async fn transaction_detail(
     period: f64,
 ) -> Result<Value, ApiError> {
     let since = now() - period;
-    let segments = app
+    let runs = app
         .store
-        .segments(p.id, since, Some(name.to_owned()))
+        .segment_runs(p.id, since, Some(name.to_owned()))
         .await?;
-    let stats = perf::summarize(&segments, APDEX_T_MS, period / 60.0)
+    let durations: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.durations_ms.iter().copied())
+        .collect();
+    let stats = perf::summarize(runs, APDEX_T_MS, period / 60.0)
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::NotFound("no such transaction in this period".into()))?;
-    let durations: Vec<f64> = segments.iter().map(|s| s.duration_ms).collect();
     let histogram: Vec<Value> = perf::histogram(&durations, 20)
         .into_iter()
         .map(|(lo, hi, count)| json!({"from": lo, "to": hi, "count": count}))

@@ -1,7 +1,7 @@
 //! Reads behind the performance views: segments in a period (through a covering partial
 //! index), the slowest samples of a transaction, and everything that shares a trace id.
 
-use bugbane_core::perf::Segment;
+use bugbane_core::perf::{Runs, Segment};
 use rusqlite::params;
 use serde_json::Value;
 
@@ -10,28 +10,38 @@ use crate::model::{SegmentSample, TraceError, TraceSpan};
 use crate::sqlite::Store;
 
 impl Store {
-    /// A project's segments that ended since `since`, optionally of one transaction.
-    pub async fn segments(
+    /// Durations and failures of a project's segments that ended since `since`, per
+    /// transaction name (optionally one). Rows come sorted by name from the covering
+    /// index's columns, so each name is allocated once.
+    pub async fn segment_runs(
         &self,
         project_id: i64,
         since: f64,
         name: Option<String>,
-    ) -> Result<Vec<Segment>> {
+    ) -> Result<Vec<Runs>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT name, op, (end - start) * 1000.0, status FROM spans
-                 WHERE project_id = ?1 AND is_segment = 1 AND end >= ?2 AND (?3 IS NULL OR name = ?3)",
+                "SELECT name, op, (end - start) * 1000.0,
+                   status IS NOT NULL AND status NOT IN ('ok', 'cancelled', 'unknown', '')
+                 FROM spans WHERE project_id = ?1 AND is_segment = 1 AND end >= ?2 AND (?3 IS NULL OR name = ?3)
+                 ORDER BY name",
             )?;
-            let rows = stmt.query_map(params![project_id, since, name], |r| {
-                Ok(Segment {
-                    name: r.get(0)?,
-                    op: r.get(1)?,
-                    duration_ms: r.get(2)?,
-                    status: r.get(3)?,
-                    vitals: None,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut rows = stmt.query(params![project_id, since, name])?;
+            let mut out: Vec<Runs> = Vec::new();
+            while let Some(r) = rows.next()? {
+                let name = r.get_ref(0)?.as_str().unwrap_or_default();
+                if out.last().is_none_or(|g| g.name != name) {
+                    out.push(Runs { name: name.to_owned(), op: r.get(1)?, ..Default::default() });
+                }
+                if let Some(g) = out.last_mut() {
+                    g.durations_ms.push(r.get(2)?);
+                    g.failures += u64::from(r.get::<_, bool>(3)?);
+                    if g.op.is_none() {
+                        g.op = r.get(1)?;
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }
