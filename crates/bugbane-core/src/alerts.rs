@@ -22,6 +22,10 @@ pub enum Trigger {
     Frequency { count: u64, minutes: u32 },
     /// More than `count` distinct users saw the issue in the last `minutes`.
     Users { count: u64, minutes: u32 },
+    /// A cron monitor's expected run did not check in within its margin.
+    MonitorMissed,
+    /// A cron monitor's run reported an error or ran past its maximum runtime.
+    MonitorFailed,
 }
 
 /// Conditions every event must meet for the rule to fire.
@@ -259,6 +263,17 @@ pub fn fires(rule: &RuleSpec, e: &EventFacts<'_>, w: &mut dyn Windows) -> Option
     })
 }
 
+/// Whether a rule wants to hear about a cron run with this outcome (`missed`, `failed`,
+/// `timed_out`), and why. Monitor alerts carry no event, so filters do not apply.
+pub fn fires_for_run(rule: &RuleSpec, outcome: &str) -> Option<&'static str> {
+    rule.triggers.iter().find_map(|t| match (t, outcome) {
+        (Trigger::MonitorMissed, "missed") => Some("Missed cron run"),
+        (Trigger::MonitorFailed, "failed") => Some("Failed cron run"),
+        (Trigger::MonitorFailed, "timed_out") => Some("Timed-out cron run"),
+        _ => None,
+    })
+}
+
 fn window(minutes: u32) -> String {
     match minutes {
         1 => "1 minute".into(),
@@ -471,5 +486,19 @@ mod tests {
             Ok(Trigger::NewIssue)
         );
         assert!(trigger_from_sentry("sentry.rules.conditions.nope", None, None).is_err());
+        let crons = rule(
+            vec![Trigger::MonitorMissed, Trigger::MonitorFailed],
+            Filters::default(),
+        );
+        assert_eq!(fires_for_run(&crons, "missed"), Some("Missed cron run"));
+        assert_eq!(
+            fires_for_run(&crons, "timed_out"),
+            Some("Timed-out cron run")
+        );
+        assert_eq!(fires_for_run(&crons, "ok"), None);
+        assert_eq!(
+            fires_for_run(&RuleSpec::default_for_new_project(), "missed"),
+            None
+        );
     }
 }

@@ -55,6 +55,8 @@ pub struct NotifyConfig {
     pub max_attempts: i64,
     /// Per attempt (connect, send and answer).
     pub timeout_seconds: f64,
+    /// How often cron monitors are checked for missed and failed runs.
+    pub monitor_check_seconds: f64,
 }
 
 impl Default for NotifyConfig {
@@ -70,6 +72,7 @@ impl Default for NotifyConfig {
             retry_max_seconds: 3600.0,
             max_attempts: 12,
             timeout_seconds: 10.0,
+            monitor_check_seconds: 30.0,
         }
     }
 }
@@ -156,6 +159,21 @@ impl Notifier {
     }
 
     fn link(&self, n: &Notification) -> String {
+        let project = |k: &str| {
+            n.message
+                .pointer(&format!("/project/{k}"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if let Some(monitor) = n.message.get("monitor").and_then(|v| v.as_str()) {
+            return format!(
+                "{}/projects/{}/{}/crons/{monitor}/",
+                self.public_url,
+                project("org"),
+                project("slug")
+            );
+        }
         match n.issue_id {
             Some(id) => format!("{}/issues/{id}/", self.public_url),
             None => format!(

@@ -110,9 +110,56 @@ async fn health(
 pub fn spawn_background(app: &Arc<App>) {
     tokio::spawn(processor::run(app.clone()));
     tokio::spawn(bugbane_notify::run(app.notifier.clone()));
+    tokio::spawn(monitor_watch(app.clone()));
     tokio::spawn(retention_loop(app.clone()));
     tokio::spawn(disk_watch(app.clone()));
     tokio::spawn(checkpoint_loop(app.clone()));
+}
+
+/// Checks cron monitors for missed, failed and timed-out runs and queues the alerts the
+/// rules ask for. Check-ins arrive as envelopes, but a missed run is the absence of one,
+/// so this runs on a clock.
+async fn monitor_watch(app: Arc<App>) {
+    let every = Duration::from_secs_f64(app.config.alerts.monitor_check_seconds.max(0.2));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = check_monitors(&app).await {
+            tracing::warn!(error = %e, "checking cron monitors failed");
+        }
+    }
+}
+
+async fn check_monitors(app: &App) -> Result<(), bugbane_store::Error> {
+    use bugbane_core::crons::{MonitorConfig, timeline};
+    let t = now();
+    for p in app.store.projects(None, None, true).await? {
+        for m in app.store.monitors(p.id).await? {
+            let config = m.config.as_ref().and_then(MonitorConfig::parse);
+            let reported = app
+                .store
+                .monitor_runs(p.id, m.slug.clone(), t - 86400.0)
+                .await?;
+            let runs = timeline(config.as_ref(), &reported, t);
+            // Stop short of what may still change: a slot within its margin, a run in
+            // progress.
+            let margin = config.as_ref().map_or(0.0, |c| c.margin_minutes * 60.0);
+            let open = runs
+                .iter()
+                .filter(|r| r.outcome == "in_progress")
+                .filter_map(|r| r.started)
+                .fold(f64::INFINITY, f64::min);
+            let up_to = (t - margin).min(open - 0.001);
+            let bad: Vec<(f64, String)> = runs
+                .iter()
+                .filter(|r| matches!(r.outcome, "missed" | "failed" | "timed_out"))
+                .filter_map(|r| Some((r.expected.or(r.started)?, r.outcome.to_owned())))
+                .collect();
+            app.store
+                .queue_monitor_alerts(p.id, m.slug.clone(), bad, up_to)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the WAL short when the server goes idle after a burst.

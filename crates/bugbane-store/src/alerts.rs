@@ -426,6 +426,68 @@ impl Store {
         .await
     }
 
+    /// Queues the notifications a monitor's bad runs call for: each run (its time and
+    /// outcome) after the monitor's mark and up to `up_to` is checked against the
+    /// project's rules once, and the mark moves to `up_to` in the same transaction.
+    pub async fn queue_monitor_alerts(
+        &self,
+        project_id: i64,
+        slug: String,
+        runs: Vec<(f64, String)>,
+        up_to: f64,
+    ) -> Result<usize> {
+        self.write(move |tx| {
+            let mark: Option<f64> = tx
+                .query_row(
+                    "SELECT alerted_until FROM monitors WHERE project_id = ?1 AND slug = ?2",
+                    params![project_id, slug],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let mark = mark.unwrap_or(0.0);
+            let rules = tx
+                .prepare_cached(&format!(
+                    "SELECT {RULE_COLS} FROM alert_rules WHERE project_id = ?1 AND enabled = 1 ORDER BY id"
+                ))?
+                .query_map([project_id], rule_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (pslug, org): (String, String) = tx.query_row(
+                "SELECT p.slug, o.slug FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = ?1",
+                [project_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut queued = 0;
+            for (at, outcome) in runs.iter().filter(|(t, _)| *t > mark && *t <= up_to) {
+                for rule in &rules {
+                    let Some(reason) = alerts::fires_for_run(&rule.spec, outcome) else {
+                        continue;
+                    };
+                    let when = crate::sqlite::format_time(*at);
+                    let msg = json!({
+                        "reason": reason,
+                        "rule": rule.name,
+                        "monitor": slug,
+                        "outcome": outcome,
+                        "run_at": at,
+                        "project": {"slug": pslug, "org": org},
+                        "issue": {"id": null, "short_id": format!("CRON {slug}"),
+                                  "title": format!("{slug}: {} run expected at {when}", outcome.replace('_', " ")),
+                                  "culprit": format!("cron monitor {slug}"), "level": "error",
+                                  "times_seen": 1, "user_count": 0, "first_seen": at, "last_seen": at},
+                    });
+                    queued += enqueue(tx, rule, None, &msg)?;
+                }
+            }
+            tx.execute(
+                "UPDATE monitors SET alerted_until = MAX(COALESCE(alerted_until, 0), ?3) WHERE project_id = ?1 AND slug = ?2",
+                params![project_id, slug, up_to],
+            )?;
+            Ok(queued)
+        })
+        .await
+    }
+
     /// Emails of the members of a project's organization (the `@team` target).
     pub async fn team_emails(&self, project_id: i64) -> Result<Vec<String>> {
         self.read(move |c| {

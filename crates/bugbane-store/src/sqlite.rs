@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_alerts.sql"),
     include_str!("../migrations/sqlite/0004_performance.sql"),
     include_str!("../migrations/sqlite/0005_views.sql"),
+    include_str!("../migrations/sqlite/0006_monitor_alerts.sql"),
 ];
 
 /// Most envelopes one group commit writes.
@@ -347,6 +348,15 @@ fn writer_loop(
         }
     }
     checkpoint(&conn);
+}
+
+/// A time as people read it in notifications: `2026-11-26 06:45:00 UTC`.
+pub(crate) fn format_time(secs: f64) -> String {
+    let s = bugbane_core::time_fmt::format_rfc3339(secs);
+    match (s.get(..10), s.get(11..19)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => s,
+    }
 }
 
 /// Current time in UNIX seconds (the store stamps rows it creates itself).

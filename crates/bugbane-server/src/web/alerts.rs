@@ -22,6 +22,7 @@ type AppState = State<Arc<App>>;
 fn rule_form(spec: &RuleSpec) -> Value {
     let mut v = json!({
         "new_issue": false, "regression": false, "unignored": false,
+        "monitor_missed": false, "monitor_failed": false,
         "frequency": false, "frequency_count": 100, "frequency_minutes": 60,
         "users": false, "users_count": 10, "users_minutes": 60,
         "level": spec.filters.level, "environment": spec.filters.environment,
@@ -35,6 +36,8 @@ fn rule_form(spec: &RuleSpec) -> Value {
             Trigger::NewIssue => v["new_issue"] = json!(true),
             Trigger::Regression => v["regression"] = json!(true),
             Trigger::Unignored => v["unignored"] = json!(true),
+            Trigger::MonitorMissed => v["monitor_missed"] = json!(true),
+            Trigger::MonitorFailed => v["monitor_failed"] = json!(true),
             Trigger::Frequency { count, minutes } => {
                 v["frequency"] = json!(true);
                 v["frequency_count"] = json!(count);
@@ -59,6 +62,8 @@ fn spec_from_form(form: &Form) -> Result<RuleSpec, WebError> {
         ("new_issue", Trigger::NewIssue),
         ("regression", Trigger::Regression),
         ("unignored", Trigger::Unignored),
+        ("monitor_missed", Trigger::MonitorMissed),
+        ("monitor_failed", Trigger::MonitorFailed),
     ] {
         if form.get(field).is_some() {
             triggers.push(t);
@@ -201,6 +206,8 @@ fn summary(spec: &RuleSpec) -> String {
             Trigger::NewIssue => "a new issue".to_owned(),
             Trigger::Regression => "a regression".to_owned(),
             Trigger::Unignored => "an ignored issue coming back".to_owned(),
+            Trigger::MonitorMissed => "a missed cron run".to_owned(),
+            Trigger::MonitorFailed => "a failed or timed-out cron run".to_owned(),
             Trigger::Frequency { count, minutes } => {
                 format!("more than {count} events in {minutes} min")
             }
