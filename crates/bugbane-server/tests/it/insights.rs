@@ -44,12 +44,12 @@ async fn feedback_logs_monitors_and_drops_from_real_sdks() {
     assert!(reports.as_array().is_some_and(|r| !r.is_empty()));
 
     let (_, logs) = server
-        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=30d")
+        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=3650d")
         .await;
     let failed = find(&logs, "message", "payment failed");
     assert_eq!(failed["level"], "error");
     let (_, by_attr) = server
-        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=30d&query=order_id%3AA-1001")
+        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=3650d&query=order_id%3AA-1001")
         .await;
     let by_attr = by_attr.as_array().expect("logs");
     assert!(by_attr.len() >= 3, "every SDK's order log: {by_attr:?}");
@@ -60,7 +60,7 @@ async fn feedback_logs_monitors_and_drops_from_real_sdks() {
     }));
     assert!(by_attr.iter().any(|l| l["message"] == "payment failed"));
     let (_, errors) = server
-        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=30d&query=level%3Aerror")
+        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=3650d&query=level%3Aerror")
         .await;
     assert!(
         errors
@@ -70,7 +70,7 @@ async fn feedback_logs_monitors_and_drops_from_real_sdks() {
             .all(|l| l["level"] == "error")
     );
     let (_, text) = server
-        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=30d&query=clicked")
+        .api("/api/0/projects/default/fixtures/logs/?statsPeriod=3650d&query=clicked")
         .await;
     assert!(text.as_array().expect("logs").iter().all(|l| {
         l["message"]
@@ -105,11 +105,11 @@ async fn feedback_logs_monitors_and_drops_from_real_sdks() {
             "The page crashed when I clicked save.",
         ),
         (
-            "/projects/default/fixtures/logs/?period=30d",
+            "/projects/default/fixtures/logs/?period=3650d",
             "payment failed",
         ),
         (
-            "/projects/default/fixtures/logs/?period=30d&query=order_id%3AA-1001",
+            "/projects/default/fixtures/logs/?period=3650d&query=order_id%3AA-1001",
             "payment failed",
         ),
         ("/projects/default/fixtures/crons/", "nightly-backup"),
