@@ -193,6 +193,31 @@ impl Store {
         &self.inner.path
     }
 
+    /// Writes a consistent copy of the database into `dir` (created if needed; it must not
+    /// already hold one) while writers go on; returns the copy's size. The copy is
+    /// compacted and is a complete data directory.
+    pub async fn backup(&self, dir: &Path) -> Result<u64> {
+        let dir = dir.to_owned();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let target = dir.join("bugbane.sqlite3");
+        if target.exists() {
+            return Err(Error::Conflict(format!(
+                "{} already exists",
+                target.display()
+            )));
+        }
+        let path = target.display().to_string();
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [&path])?;
+            Ok(())
+        })
+        .await?;
+        Ok(std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0))
+    }
+
     /// Envelopes acknowledged and not yet processed.
     pub fn backlog(&self) -> i64 {
         self.inner

@@ -48,6 +48,13 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the whole database, consistently, while the server keeps running. The target
+    /// directory becomes a data directory of its own: `bugbane --data DIR serve` runs it.
+    Backup {
+        /// A new or empty directory for the copy.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Send a realistic error event to a DSN, to check an installation.
     SendTestEvent {
         /// The DSN to send to.
@@ -179,6 +186,16 @@ pub fn run() -> Result<()> {
                 if u.generate {
                     println!("password: {password}");
                 }
+                Ok(())
+            }
+            Command::Backup { to } => {
+                let store = open_store(&cli.data, &config)?;
+                let bytes = store
+                    .backup(&to)
+                    .await
+                    .with_context(|| format!("backing up into {}", to.display()))?;
+                store.close().await?;
+                println!("backed up {} MB into {}", bytes >> 20, to.display());
                 Ok(())
             }
             Command::SendTestEvent { dsn, message } => {

@@ -93,3 +93,66 @@ async fn operator_commands_work_while_serving() {
     let (ok, _, err) = run(bugbane(dir.path(), port).args(["project", "create", "backend"]));
     assert!(!ok && err.contains("already exists"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_is_a_working_installation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let server = Server::start(dir.path(), port);
+    let http = reqwest::Client::new();
+    let dsn = server.dsn.clone().expect("dsn");
+    let token = server.token.clone().expect("token");
+    for n in 0..3 {
+        let (ok, _, err) = run(bugbane(dir.path(), port).args([
+            "send-test-event",
+            "--dsn",
+            &dsn,
+            "--message",
+            &format!("backup check {n}"),
+        ]));
+        assert!(ok, "{err}");
+    }
+    server.processed(&http).await;
+    let before = api(
+        &http,
+        server.url("/api/0/projects/default/default/issues/?query="),
+        &token,
+    )
+    .await;
+
+    // While the server runs.
+    let copy = tempfile::tempdir().expect("backup dir");
+    let target = copy.path().join("snapshot");
+    let (ok, out, err) = run(bugbane(dir.path(), port)
+        .args(["backup", "--to"])
+        .arg(&target));
+    assert!(ok, "{err}");
+    assert!(out.contains("backed up"), "{out}");
+    let (ok, _, err) = run(bugbane(dir.path(), port)
+        .args(["backup", "--to"])
+        .arg(&target));
+    assert!(!ok && err.contains("already exists"), "{err}");
+
+    // The copy serves the same data, token included.
+    let port2 = free_port();
+    let restored = Server::start(&target, port2);
+    assert!(restored.token.is_none(), "not a first start");
+    let after = api(
+        &http,
+        restored.url("/api/0/projects/default/default/issues/?query="),
+        &token,
+    )
+    .await;
+    let titles = |v: &serde_json::Value| {
+        let mut t: Vec<String> = v
+            .as_array()
+            .expect("issues")
+            .iter()
+            .map(|i| format!("{} {}", i["title"], i["count"]))
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&before), titles(&after));
+    assert!(!titles(&after).is_empty());
+}
