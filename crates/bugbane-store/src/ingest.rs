@@ -196,12 +196,13 @@ impl Store {
                 // A payload compressed with a new dictionary commits together with it.
                 let stored_dict = writer_dicts.persist(tx)?;
                 let mut summary = SaveSummary::default();
-                let mut rules = crate::alerts::RuleCache::default();
+                let mut state = BatchState::default();
                 for env in &batch {
-                    save_envelope(tx, env, &mut summary, &mut rules)?;
+                    save_envelope(tx, env, &mut summary, &mut state)?;
                     tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
                         .execute([env.spool_id])?;
                 }
+                state.flush(tx)?;
                 Ok((summary, stored_dict))
             })
             .await?;
@@ -213,19 +214,49 @@ impl Store {
     }
 }
 
-fn save_envelope(
+/// What a batch save carries from one event to the next: the projects' alert rules, and
+/// the counters nothing reads before the batch commits, summed so that each distinct
+/// (issue, hour) and (issue, tag value) is written once per batch rather than per event.
+#[derive(Default)]
+struct BatchState<'a> {
+    rules: crate::alerts::RuleCache,
+    hourly: HashMap<(i64, i64), i64>,
+    tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
+}
+
+impl BatchState<'_> {
+    fn flush(self, tx: &Transaction<'_>) -> Result<()> {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        )?;
+        for ((issue, hour), n) in self.hourly {
+            stmt.execute(params![issue, hour, n])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET count = count + excluded.count, first_seen = MIN(first_seen, excluded.first_seen),
+               last_seen = MAX(last_seen, excluded.last_seen)",
+        )?;
+        for ((issue, k, v), (n, first, last)) in self.tags {
+            stmt.execute(params![issue, k, v, n, first, last])?;
+        }
+        Ok(())
+    }
+}
+
+fn save_envelope<'a>(
     tx: &Transaction<'_>,
-    env: &ProcessedEnvelope,
+    env: &'a ProcessedEnvelope,
     summary: &mut SaveSummary,
-    rules: &mut crate::alerts::RuleCache,
+    state: &mut BatchState<'a>,
 ) -> Result<()> {
     let pid = env.project_id;
     for (record, blobs) in env.records.records.iter().zip(&env.blobs) {
         summary.records += 1;
         match record {
-            Record::Event(ev) => match save_event(tx, pid, ev, blobs)? {
+            Record::Event(ev) => match save_event(tx, pid, ev, blobs, state)? {
                 Some(saved) => {
-                    crate::alerts::evaluate(tx, rules, pid, ev, &saved)?;
+                    crate::alerts::evaluate(tx, &mut state.rules, pid, ev, &saved)?;
                     summary.events.push(saved);
                 }
                 None => summary.duplicates += 1,
@@ -466,11 +497,12 @@ fn decompressed_len(blob: &[u8]) -> i64 {
         .unwrap_or(0) as i64
 }
 
-fn save_event(
+fn save_event<'a>(
     tx: &Transaction<'_>,
     pid: i64,
-    ev: &ProcessedEvent,
-    blobs: &Blobs,
+    ev: &'a ProcessedEvent,
+    blobs: &'a Blobs,
+    state: &mut BatchState<'a>,
 ) -> Result<Option<SavedEvent>> {
     // SDKs retry; an event id already stored is a duplicate, not a second occurrence.
     let exists: Option<i64> = tx
@@ -553,19 +585,15 @@ fn save_event(
     )?
     .execute(params![issue_id, (ev.received / 60.0).floor() as i64])?;
     let hour = (ev.timestamp / 3600.0).floor() as i64;
-    tx.prepare_cached(
-        "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, 1) ON CONFLICT DO UPDATE SET count = count + 1",
-    )?
-    .execute(params![issue_id, hour])?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, 1, ?4, ?4)
-             ON CONFLICT DO UPDATE SET count = count + 1, first_seen = MIN(first_seen, excluded.first_seen),
-               last_seen = MAX(last_seen, excluded.last_seen)",
-        )?;
-        for (k, v) in ev.tags.iter().chain(blobs.search_keys.iter()) {
-            stmt.execute(params![issue_id, k, v, ev.timestamp])?;
-        }
+    *state.hourly.entry((issue_id, hour)).or_default() += 1;
+    for (k, v) in ev.tags.iter().chain(blobs.search_keys.iter()) {
+        let e = state
+            .tags
+            .entry((issue_id, k.as_str(), v.as_str()))
+            .or_insert((0, ev.timestamp, ev.timestamp));
+        e.0 += 1;
+        e.1 = e.1.min(ev.timestamp);
+        e.2 = e.2.max(ev.timestamp);
     }
     note_release(
         tx,
