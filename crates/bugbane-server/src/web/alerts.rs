@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::auth::Viewer;
 use super::form::{Form, encode, query_param};
-use super::pages::viewer_value;
+use super::pages::{project_value, viewer_value};
 use super::render::{WebError, page};
 use crate::App;
 
@@ -187,8 +187,7 @@ pub(crate) async fn rules_page(
         "alerts.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => json!({"slug": project.slug, "org": project.org_slug, "name": project.name,
-                              "url": format!("/projects/{}/{}/", project.org_slug, project.slug)}),
+            project => project_value(&project),
             rules,
             blank => rule_form(&RuleSpec { triggers: vec![Trigger::NewIssue], ..RuleSpec::default_for_new_project() }),
             smtp => app.config.alerts.smtp_host.is_some(),

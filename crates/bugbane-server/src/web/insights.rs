@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use bugbane_store::Project;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::auth::Viewer;
 use super::form::query_param;
-use super::pages::viewer_value;
+use super::pages::{project_value, viewer_value};
 use super::render::{WebError, page};
 use crate::App;
 use crate::insights::{
@@ -20,11 +19,6 @@ use crate::insights::{
 use crate::performance::period_secs;
 
 type AppState = State<Arc<App>>;
-
-fn project_value(p: &Project) -> Value {
-    json!({"slug": p.slug, "org": p.org_slug, "name": p.name,
-           "url": format!("/projects/{}/{}/", p.org_slug, p.slug)})
-}
 
 pub(crate) async fn feedback(
     State(app): AppState,

@@ -105,7 +105,8 @@ fn issue_row(i: &Issue, spark: Vec<i64>) -> Value {
     })
 }
 
-fn project_value(app: &App, p: &Project) -> Value {
+/// A project as every page's header and navigation use it.
+pub(crate) fn project_value(p: &Project) -> Value {
     json!({
         "id": p.id,
         "slug": p.slug,
@@ -113,7 +114,6 @@ fn project_value(app: &App, p: &Project) -> Value {
         "org": p.org_slug,
         "platform": p.platform,
         "url": format!("/projects/{}/{}/", p.org_slug, p.slug),
-        "public_url": app.config.server.public_url(),
     })
 }
 
@@ -134,7 +134,7 @@ pub(crate) async fn projects(State(app): AppState, viewer: Viewer) -> Result<Res
         .map(|p| {
             let s = stats.get(&p.id).cloned().unwrap_or_default();
             let spark = hourly_buckets(&s.hourly, 24);
-            let mut v = project_value(&app, p);
+            let mut v = project_value(p);
             v["unresolved"] = json!(s.unresolved);
             v["events_24h"] = json!(spark.iter().sum::<i64>());
             v["spark"] = json!(spark);
@@ -221,7 +221,7 @@ pub(crate) async fn issue_list(
         "issues.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => project_value(&app, &project),
+            project => project_value(&project),
             issues => rows,
             query, sort, period, environment, environments, sorts,
             prev, next,
@@ -357,7 +357,7 @@ pub(crate) async fn issue(
         "issue.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => project_value(&app, &project),
+            project => project_value(&project),
             issue => row,
             event => event_ctx,
             grouping,
@@ -420,7 +420,7 @@ pub(crate) async fn issue_events(
         "events.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => project_value(&app, &project),
+            project => project_value(&project),
             issue => issue_row(&issue, Vec::new()),
             events => rows,
             prev => (offset > 0).then(|| (offset - 50).max(0)),

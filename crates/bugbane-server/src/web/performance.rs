@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::auth::Viewer;
 use super::form::{encode, query_param};
-use super::pages::viewer_value;
+use super::pages::{project_value, viewer_value};
 use super::render::{WebError, page};
 use crate::App;
 use crate::performance::{
@@ -83,8 +83,7 @@ pub(crate) async fn overview(
         "performance.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => json!({"slug": project.slug, "org": project.org_slug, "name": project.name,
-                              "url": format!("/projects/{}/{}/", project.org_slug, project.slug)}),
+            project => project_value(&project),
             transactions => rows,
             vitals,
             columns,
@@ -129,8 +128,7 @@ pub(crate) async fn summary(
         "performance_summary.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => json!({"slug": project.slug, "org": project.org_slug, "name": project.name,
-                              "url": format!("/projects/{}/{}/", project.org_slug, project.slug)}),
+            project => project_value(&project),
             name,
             period,
             periods => periods(&period),

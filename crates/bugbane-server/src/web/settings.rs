@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::auth::Viewer;
 use super::form::{Form, encode, query_param};
-use super::pages::{dsn_of, viewer_value};
+use super::pages::{dsn_of, project_value, viewer_value};
 use super::render::{WebError, page};
 use crate::App;
 use crate::secrets::{hash_password, new_public_key, new_token};
@@ -107,8 +107,7 @@ pub(crate) async fn setup(
         "project_setup.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => json!({"slug": project.slug, "org": project.org_slug, "name": project.name,
-                              "url": format!("/projects/{}/{}/", project.org_slug, project.slug)}),
+            project => project_value(&project),
             dsn => dsn_of(&app, &project).await?,
             platforms => platforms(),
             chosen,
@@ -140,8 +139,7 @@ pub(crate) async fn project_settings(
         "project_settings.html",
         context! {
             viewer => viewer_value(&viewer),
-            project => json!({"slug": project.slug, "org": project.org_slug, "name": project.name,
-                              "url": format!("/projects/{}/{}/", project.org_slug, project.slug)}),
+            project => project_value(&project),
             scrub => json!({
                 "scrub_data": project.scrub.scrub_data,
                 "scrub_defaults": project.scrub.scrub_defaults,
