@@ -238,6 +238,16 @@ pub(crate) async fn release_detail(
         .into_iter()
         .next();
     let (new, regressed) = app.store.release_issues(p.id, version.to_owned()).await?;
+    let days: Vec<Value> = app
+        .store
+        .release_days(p.id, version.to_owned(), now() - period)
+        .await?
+        .into_iter()
+        .map(|(day, sessions, crashed)| {
+            json!({"day": format_rfc3339(day).get(..10), "ts": day, "sessions": sessions, "crashed": crashed,
+                   "crashFreeSessions": (sessions > 0).then(|| (1.0 - crashed as f64 / sessions as f64) * 100.0)})
+        })
+        .collect();
     let known = app
         .store
         .releases(p.id)
@@ -253,6 +263,7 @@ pub(crate) async fn release_detail(
         "lastEvent": known.as_ref().map(|k| format_rfc3339(k.last_seen)),
         "healthData": h.as_ref().map(health_json),
         "newGroups": new.len(),
+        "healthByDay": days,
         "newIssues": new.iter().map(issue_brief).collect::<Vec<_>>(),
         "regressions": regressed.iter().map(issue_brief).collect::<Vec<_>>(),
     }))

@@ -187,6 +187,32 @@ impl Store {
         .await
     }
 
+    /// A release's sessions per UTC day since `since`: (day start, sessions, crashed),
+    /// oldest first, single sessions and aggregates together.
+    pub async fn release_days(
+        &self,
+        project_id: i64,
+        version: String,
+        since: f64,
+    ) -> Result<Vec<(f64, i64, i64)>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT day, SUM(n), SUM(crashed) FROM (
+                   SELECT CAST(started / 86400 AS INTEGER) AS day, 1 AS n, status = 'crashed' AS crashed
+                     FROM sessions WHERE project_id = ?1 AND started >= ?2 AND release = ?3
+                   UNION ALL
+                   SELECT CAST(started / 86400 AS INTEGER), exited + errored + abnormal + crashed, crashed
+                     FROM session_aggregates WHERE project_id = ?1 AND started >= ?2 AND release = ?3)
+                 GROUP BY day ORDER BY day",
+            )?;
+            let rows = stmt.query_map(params![project_id, since, version], |r| {
+                Ok((r.get::<_, i64>(0)? as f64 * 86400.0, r.get(1)?, r.get(2)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// A project's releases, newest first.
     pub async fn releases(&self, project_id: i64) -> Result<Vec<ReleaseRow>> {
         self.read(move |c| {

@@ -244,11 +244,26 @@ async fn release_health_matches_the_sessions_sent() {
         .api("/api/0/projects/default/fixtures/releases/1.0/")
         .await;
     assert_eq!(detail["healthData"]["sessions"], 8);
+    // Over time: every session sent today is in today's row.
+    let days = detail["healthByDay"].as_array().expect("days");
+    assert_eq!(
+        days.iter()
+            .map(|d| d["sessions"].as_i64().unwrap_or(0))
+            .sum::<i64>(),
+        8
+    );
+    assert_eq!(
+        days.iter()
+            .map(|d| d["crashed"].as_i64().unwrap_or(0))
+            .sum::<i64>(),
+        2
+    );
     let mut c = WebClient::login(&server, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let page = c
         .get("/projects/default/fixtures/releases/show?version=1.0")
         .await;
     assert_eq!(page.status, 200);
+    assert!(page.text().contains("Sessions per day"));
     assert!(
         page.text().contains("75.0%"),
         "crash-free sessions on the page: {}",
