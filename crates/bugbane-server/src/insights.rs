@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::api::Caller;
 use crate::error::ApiError;
-use crate::performance::period_secs;
+use crate::performance::{param, stats_period};
 use crate::{App, now};
 
 type AppState = State<Arc<App>>;
@@ -42,14 +42,6 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             "/api/0/projects/{org}/{project}/client-reports/",
             get(client_reports),
         )
-}
-
-pub(crate) fn param(raw: Option<&str>, name: &str) -> Option<String> {
-    raw.map(bugbane_protocol::auth::parse_query)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 /// Feedback in the shape of Sentry's user reports.
@@ -147,7 +139,7 @@ async fn logs(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(param(raw.as_deref(), "statsPeriod").as_deref())?;
+    let period = stats_period(raw.as_deref(), "24h")?;
     let q = log_query(
         p.id,
         &param(raw.as_deref(), "query").unwrap_or_default(),
@@ -209,11 +201,7 @@ async fn releases(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(
-        param(raw.as_deref(), "statsPeriod")
-            .as_deref()
-            .or(Some("30d")),
-    )?;
+    let period = stats_period(raw.as_deref(), "30d")?;
     Ok(Json(Value::Array(release_list(&app, &p, period).await?)))
 }
 
@@ -276,11 +264,7 @@ async fn release(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(
-        param(raw.as_deref(), "statsPeriod")
-            .as_deref()
-            .or(Some("30d")),
-    )?;
+    let period = stats_period(raw.as_deref(), "30d")?;
     Ok(Json(release_detail(&app, &p, &version, period).await?))
 }
 
@@ -358,11 +342,7 @@ async fn client_reports(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(
-        param(raw.as_deref(), "statsPeriod")
-            .as_deref()
-            .or(Some("30d")),
-    )?;
+    let period = stats_period(raw.as_deref(), "30d")?;
     let rows = app.store.client_report_totals(p.id, now() - period).await?;
     Ok(Json(Value::Array(
         rows.iter()

@@ -35,17 +35,21 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
 }
 
-/// A period like `24h` from a query value, in seconds (default one day).
-pub(crate) fn period_secs(raw: Option<&str>) -> Result<f64, ApiError> {
-    match raw.filter(|p| !p.is_empty()) {
-        None => Ok(86400.0),
-        Some(p) => parse_period(p)
-            .filter(|s| *s > 0.0)
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid statsPeriod {p:?}"))),
-    }
+/// `statsPeriod` from a query string, in seconds, or `default`.
+pub(crate) fn stats_period(raw: Option<&str>, default: &str) -> Result<f64, ApiError> {
+    let p = param(raw, "statsPeriod").filter(|p| !p.is_empty());
+    period_secs(p.as_deref().unwrap_or(default))
 }
 
-fn param(raw: Option<&str>, name: &str) -> Option<String> {
+/// A period like `24h`, in seconds.
+pub(crate) fn period_secs(p: &str) -> Result<f64, ApiError> {
+    parse_period(p)
+        .filter(|s| *s > 0.0)
+        .ok_or_else(|| ApiError::BadRequest(format!("invalid statsPeriod {p:?}")))
+}
+
+/// One value of a query string.
+pub(crate) fn param(raw: Option<&str>, name: &str) -> Option<String> {
     raw.map(bugbane_protocol::auth::parse_query)
         .unwrap_or_default()
         .into_iter()
@@ -87,7 +91,7 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(param(raw.as_deref(), "statsPeriod").as_deref())?;
+    let period = stats_period(raw.as_deref(), "24h")?;
     let mut stats = transaction_stats(&app, &p, period).await?;
     sort_stats(
         &mut stats,
@@ -142,7 +146,7 @@ async fn summary(
     let p = caller.project(&app, &org, &slug).await?;
     let name = param(raw.as_deref(), "transaction")
         .ok_or_else(|| ApiError::BadRequest("transaction is required".into()))?;
-    let period = period_secs(param(raw.as_deref(), "statsPeriod").as_deref())?;
+    let period = stats_period(raw.as_deref(), "24h")?;
     Ok(Json(transaction_detail(&app, &p, &name, period).await?))
 }
 
@@ -153,7 +157,7 @@ async fn vitals(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = caller.project(&app, &org, &slug).await?;
-    let period = period_secs(param(raw.as_deref(), "statsPeriod").as_deref())?;
+    let period = stats_period(raw.as_deref(), "24h")?;
     let loads = app.store.page_loads(p.id, now() - period).await?;
     Ok(Json(json!(perf::web_vitals(&loads))))
 }
@@ -199,17 +203,15 @@ pub(crate) async fn trace_view(
     if spans.is_empty() && errors.is_empty() && logs.is_empty() {
         return Err(ApiError::NotFound("trace not found".into()));
     }
-    let start = spans
+    // The trace spans everything in it: spans, errors and logs.
+    let (start, end) = spans
         .iter()
-        .map(|s| s.start)
-        .chain(errors.iter().map(|e| e.timestamp))
-        .chain(logs.iter().map(|l| l.timestamp))
-        .fold(f64::INFINITY, f64::min);
-    let end = spans
-        .iter()
-        .map(|s| s.end)
-        .chain(errors.iter().map(|e| e.timestamp))
-        .fold(f64::NEG_INFINITY, f64::max);
+        .map(|s| (s.start, s.end))
+        .chain(errors.iter().map(|e| (e.timestamp, e.timestamp)))
+        .chain(logs.iter().map(|l| (l.timestamp, l.timestamp)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (s, e)| {
+            (a.min(s), b.max(e))
+        });
     let keys: Vec<(&str, Option<&str>, f64)> = spans
         .iter()
         .map(|s| (s.span_id.as_str(), s.parent_span_id.as_deref(), s.start))

@@ -72,6 +72,14 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// The list offset in a query string's `cursor` (0 when absent or invalid).
+pub(crate) fn cursor(query: Option<&str>) -> i64 {
+    query_param(query, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+        .max(0)
+}
+
 /// Percent-encodes a value for a query string.
 pub(crate) fn encode(v: &str) -> String {
     form_urlencoded::byte_serialize(v.as_bytes()).collect()

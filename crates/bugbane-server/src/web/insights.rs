@@ -9,7 +9,7 @@ use minijinja::context;
 use serde_json::json;
 
 use super::auth::Viewer;
-use super::form::query_param;
+use super::form::{cursor, query_param};
 use super::pages::{project_value, viewer_value};
 use super::render::{WebError, page};
 use crate::App;
@@ -27,10 +27,7 @@ pub(crate) async fn feedback(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let project = viewer.access().project(&app, &org, &slug).await?;
-    let offset: i64 = query_param(raw.as_deref(), "cursor")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-        .max(0);
+    let offset = cursor(raw.as_deref());
     let mut rows = app.store.project_feedback(project.id, offset, 51).await?;
     let more = rows.len() > 50;
     rows.truncate(50);
@@ -57,7 +54,7 @@ pub(crate) async fn logs(
     let period = query_param(raw.as_deref(), "period").unwrap_or_else(|| "24h".into());
     let rows = app
         .store
-        .logs(log_query(project.id, &query, period_secs(Some(&period))?))
+        .logs(log_query(project.id, &query, period_secs(&period)?))
         .await?;
     Ok(page(
         "logs.html",
@@ -79,7 +76,7 @@ pub(crate) async fn releases(
 ) -> Result<Response, WebError> {
     let project = viewer.access().project(&app, &org, &slug).await?;
     let period = query_param(raw.as_deref(), "period").unwrap_or_else(|| "30d".into());
-    let list = release_list(&app, &project, period_secs(Some(&period))?).await?;
+    let list = release_list(&app, &project, period_secs(&period)?).await?;
     let dropped = app
         .store
         .client_report_totals(project.id, crate::now() - 30.0 * 86400.0)

@@ -160,10 +160,7 @@ pub(crate) async fn issue_list(
     let sort = get("sort").unwrap_or("date").to_owned();
     let period = get("period").unwrap_or("").to_owned();
     let environment = get("environment").unwrap_or("").to_owned();
-    let offset: i64 = get("cursor")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-        .max(0);
+    let offset = super::form::cursor(raw.as_deref());
     let q = IssueListing {
         query: Some(&query),
         period: Some(&period),
@@ -244,18 +241,28 @@ pub(crate) async fn dsn_of(app: &App, p: &Project) -> Result<Option<String>, Web
         .map(|k| crate::dsn_for(&app.config.server.public_url(), &k.public_key, p.id)))
 }
 
+/// An issue the viewer may see, with its project.
+async fn issue_with_project(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<(Issue, Project), WebError> {
+    let issue = viewer.access().issue(app, id).await?;
+    let project = app
+        .store
+        .project(issue.project_id)
+        .await?
+        .ok_or_else(|| WebError::NotFound("project not found".into()))?;
+    Ok((issue, project))
+}
+
 pub(crate) async fn issue(
     State(app): AppState,
     viewer: Viewer,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let issue = viewer.access().issue(&app, &id).await?;
-    let project = app
-        .store
-        .project(issue.project_id)
-        .await?
-        .ok_or_else(|| WebError::NotFound("project not found".into()))?;
+    let (issue, project) = issue_with_project(&app, &viewer, &id).await?;
     let wanted = super::form::query_param(raw.as_deref(), "event");
     let event = match wanted.as_deref() {
         Some("oldest") => app.store.issue_event_edge(issue.id, false).await?,
@@ -387,16 +394,8 @@ pub(crate) async fn issue_events(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let issue = viewer.access().issue(&app, &id).await?;
-    let project = app
-        .store
-        .project(issue.project_id)
-        .await?
-        .ok_or_else(|| WebError::NotFound("project not found".into()))?;
-    let offset: i64 = super::form::query_param(raw.as_deref(), "cursor")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-        .max(0);
+    let (issue, project) = issue_with_project(&app, &viewer, &id).await?;
+    let offset = super::form::cursor(raw.as_deref());
     let mut events = app.store.issue_events(issue.id, offset, 51).await?;
     let more = events.len() > 50;
     events.truncate(50);

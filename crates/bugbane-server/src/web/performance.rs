@@ -43,7 +43,7 @@ pub(crate) async fn overview(
     let project = viewer.access().project(&app, &org, &slug).await?;
     let period = query_param(raw.as_deref(), "period").unwrap_or_else(|| "24h".into());
     let sort = query_param(raw.as_deref(), "sort").unwrap_or_else(|| "count".into());
-    let secs = period_secs(Some(&period))?;
+    let secs = period_secs(&period)?;
     let mut stats = transaction_stats(&app, &project, secs).await?;
     sort_stats(&mut stats, &sort);
     let rows: Vec<Value> = stats
@@ -104,7 +104,7 @@ pub(crate) async fn summary(
     let name = query_param(raw.as_deref(), "transaction")
         .ok_or_else(|| WebError::BadRequest("Which transaction? (?transaction=…)".into()))?;
     let period = query_param(raw.as_deref(), "period").unwrap_or_else(|| "24h".into());
-    let detail = transaction_detail(&app, &project, &name, period_secs(Some(&period))?).await?;
+    let detail = transaction_detail(&app, &project, &name, period_secs(&period)?).await?;
     let max = detail["histogram"]
         .as_array()
         .into_iter()
