@@ -24,6 +24,51 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// What this process does; several processes over one PostgreSQL database may split
+    /// the work.
+    pub role: Role,
+}
+
+/// The part of the work a process takes on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts SDK traffic into the spool.
+    Ingest,
+    /// Serves the API and the dashboard.
+    Web,
+    /// Processes the spool, delivers alerts, checks monitors, sweeps retention.
+    Worker,
+    /// Everything (the default).
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "ingest" => Ok(Role::Ingest),
+            "web" => Ok(Role::Web),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!(
+                "unknown role {s:?}: expected ingest, web, worker or all"
+            )),
+        }
+    }
+}
+
+impl Role {
+    pub fn ingests(self) -> bool {
+        matches!(self, Role::Ingest | Role::All)
+    }
+    pub fn serves_web(self) -> bool {
+        matches!(self, Role::Web | Role::All)
+    }
+    pub fn works(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
 }
 
 impl Default for ServerConfig {
@@ -32,6 +77,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:9000".into(),
             public_url: None,
             trust_forwarded_for: false,
+            role: Role::All,
         }
     }
 }
@@ -100,17 +146,24 @@ impl Default for IngestConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// PostgreSQL instead of the embedded SQLite (`postgres://…`).
+    pub database_url: Option<String>,
     /// fsync every commit (power-loss safe). Off still survives process crashes.
     pub fsync: bool,
     /// Envelopes queued for the writer before new ones are refused.
     pub spool_queue: usize,
+    /// PostgreSQL: seconds a process holds the spooled envelopes it is processing; if it
+    /// dies, others take them over after this long.
+    pub spool_lease_seconds: f64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            database_url: None,
             fsync: true,
             spool_queue: 8192,
+            spool_lease_seconds: 30.0,
         }
     }
 }

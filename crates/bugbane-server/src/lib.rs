@@ -30,7 +30,7 @@ use bugbane_store::Store;
 use tokio::net::TcpListener;
 
 pub use api::dsn_for;
-pub use config::Config;
+pub use config::{Config, Role};
 pub use error::ApiError;
 
 /// Shared state of a running server.
@@ -85,17 +85,22 @@ impl App {
     }
 }
 
-/// All routes.
+/// The routes of this process's role (every role answers the health check).
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/_health/", axum::routing::get(health))
-        .merge(ingest::routes())
-        .merge(api::routes())
-        .merge(rules::routes())
-        .merge(performance::routes())
-        .merge(insights::routes())
-        .merge(web::routes())
-        .with_state(app)
+    let role = app.config.server.role;
+    let mut router = Router::new().route("/_health/", axum::routing::get(health));
+    if role.ingests() {
+        router = router.merge(ingest::routes());
+    }
+    if role.serves_web() {
+        router = router
+            .merge(api::routes())
+            .merge(rules::routes())
+            .merge(performance::routes())
+            .merge(insights::routes())
+            .merge(web::routes());
+    }
+    router.with_state(app)
 }
 
 /// Liveness for load balancers and operators: up, and how much awaits processing.
@@ -105,15 +110,33 @@ async fn health(
     axum::Json(serde_json::json!({"ok": true, "backlog": app.backlog()}))
 }
 
-/// Starts the background tasks: spool processing, alert delivery, retention sweeps and the
-/// disk watch.
+/// Starts the background tasks of this process's role: spool processing, alert delivery,
+/// monitor checks and retention sweeps for workers; the disk watch and WAL checkpoints
+/// where the database is this process's own file.
 pub fn spawn_background(app: &Arc<App>) {
-    tokio::spawn(processor::run(app.clone()));
-    tokio::spawn(bugbane_notify::run(app.notifier.clone()));
-    tokio::spawn(monitor_watch(app.clone()));
-    tokio::spawn(retention_loop(app.clone()));
-    tokio::spawn(disk_watch(app.clone()));
-    tokio::spawn(checkpoint_loop(app.clone()));
+    if app.config.server.role.works() {
+        tokio::spawn(processor::run(app.clone()));
+        tokio::spawn(bugbane_notify::run(app.notifier.clone()));
+        tokio::spawn(monitor_watch(app.clone()));
+        tokio::spawn(retention_loop(app.clone()));
+    }
+    if !app.store.is_shared() {
+        tokio::spawn(disk_watch(app.clone()));
+        tokio::spawn(checkpoint_loop(app.clone()));
+    }
+}
+
+/// Whether this process holds (or just took) the lease on a once-at-a-time job. Another
+/// process sharing the database holds it otherwise; if that one dies, the lease lapses
+/// after `secs` and the job moves here.
+async fn leased(app: &App, job: &'static str, secs: f64) -> bool {
+    match app.store.try_lease(job, secs).await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, job, "taking a job lease failed");
+            false
+        }
+    }
 }
 
 /// Checks cron monitors for missed, failed and timed-out runs and queues the alerts the
@@ -123,6 +146,9 @@ async fn monitor_watch(app: Arc<App>) {
     let every = Duration::from_secs_f64(app.config.alerts.monitor_check_seconds.max(0.2));
     loop {
         tokio::time::sleep(every).await;
+        if !leased(&app, "monitor_watch", every.as_secs_f64() * 3.0 + 5.0).await {
+            continue;
+        }
         if let Err(e) = check_monitors(&app).await {
             tracing::warn!(error = %e, "checking cron monitors failed");
         }
@@ -190,11 +216,13 @@ pub async fn serve(
 async fn retention_loop(app: Arc<App>) {
     let every = Duration::from_secs(app.config.retention.sweep_interval_minutes.max(1) * 60);
     loop {
-        let cutoff = now() - f64::from(app.config.retention.days) * 86400.0;
-        match app.store.sweep_retention(cutoff).await {
-            Ok(n) if n > 0 => tracing::info!(events = n, "retention sweep deleted old events"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        if leased(&app, "retention", every.as_secs_f64() * 2.0 + 60.0).await {
+            let cutoff = now() - f64::from(app.config.retention.days) * 86400.0;
+            match app.store.sweep_retention(cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(events = n, "retention sweep deleted old events"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            }
         }
         tokio::time::sleep(every).await;
     }

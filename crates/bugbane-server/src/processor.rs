@@ -23,9 +23,15 @@ const SETTINGS_TTL: Duration = Duration::from_secs(5);
 pub(crate) async fn run(app: Arc<App>) {
     let wake = app.store.spooled();
     let mut cursor = 0i64;
+    // Other processes sharing the database spool too, without waking this one.
+    let idle_poll = if app.store.is_shared() {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(1)
+    };
     let mut settings: HashMap<i64, (ScrubSettings, Instant)> = HashMap::new();
     loop {
-        let rows = match app.store.fetch_spool(cursor, BATCH).await {
+        let rows = match app.store.claim_spool(cursor, BATCH).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the spool failed");
@@ -36,7 +42,7 @@ pub(crate) async fn run(app: Arc<App>) {
         if rows.is_empty() {
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(idle_poll) => {}
             }
             continue;
         }

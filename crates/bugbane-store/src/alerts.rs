@@ -7,15 +7,16 @@
 
 use std::collections::HashMap;
 
+use crate::db::{Db, OptionalExtension, Row};
 use bugbane_core::ProcessedEvent;
 use bugbane_core::alerts::{self, Channel, EventFacts, RuleSpec};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::ingest::SavedEvent;
 use crate::model::{AlertRule, Delivery, Notification};
-use crate::sqlite::{Store, count, now};
+use crate::store::{Store, count, now};
 
 const RULE_COLS: &str = "id, project_id, name, spec, enabled, created";
 
@@ -54,7 +55,7 @@ fn notification_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
 }
 
 /// Adds a project's default rule (email the team about new issues and regressions).
-pub(crate) fn insert_default_rule(tx: &Transaction<'_>, project_id: i64) -> Result<()> {
+pub(crate) fn insert_default_rule(tx: &Db, project_id: i64) -> Result<()> {
     let spec = serde_json::to_string(&RuleSpec::default_for_new_project())
         .map_err(|e| Error::Conflict(e.to_string()))?;
     tx.execute(
@@ -72,13 +73,13 @@ pub(crate) struct RuleCache {
 
 /// The counters behind frequency and distinct-user triggers, read inside the save
 /// transaction (so they include the event being evaluated).
-struct TxWindows<'a, 'c> {
-    tx: &'a Transaction<'c>,
+struct TxWindows<'a> {
+    tx: &'a Db,
     issue_id: i64,
     now: f64,
 }
 
-impl alerts::Windows for TxWindows<'_, '_> {
+impl alerts::Windows for TxWindows<'_> {
     fn events(&mut self, minutes: u32) -> u64 {
         let since = (self.now / 60.0).floor() as i64 - i64::from(minutes) + 1;
         self.tx
@@ -103,7 +104,7 @@ impl alerts::Windows for TxWindows<'_, '_> {
 /// Evaluates the project's rules for a saved event and queues the notifications of those
 /// that fire (and are not rate-limited for this issue).
 pub(crate) fn evaluate(
-    tx: &Transaction<'_>,
+    tx: &Db,
     cache: &mut RuleCache,
     pid: i64,
     ev: &ProcessedEvent,
@@ -159,7 +160,7 @@ pub(crate) fn evaluate(
         };
         tx.prepare_cached(
             "INSERT INTO alert_fired (rule_id, issue_id, last_fired) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO UPDATE SET last_fired = excluded.last_fired",
+             ON CONFLICT (rule_id, issue_id) DO UPDATE SET last_fired = excluded.last_fired",
         )?
         .execute(params![rule.id, saved.issue_id, t])?;
         let mut msg = issue_message(tx, saved.issue_id)?;
@@ -174,8 +175,8 @@ pub(crate) fn evaluate(
 }
 
 /// The issue as a notification describes it.
-fn issue_message(tx: &Transaction<'_>, issue_id: i64) -> Result<Value> {
-    Ok(tx
+fn issue_message(tx: &Db, issue_id: i64) -> Result<Value> {
+    tx
         .prepare_cached(
             "SELECT i.id, i.short_id, p.slug, o.slug, i.title, i.culprit, i.level, i.times_seen, i.user_count, i.first_seen, i.last_seen
              FROM issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id WHERE i.id = ?1",
@@ -196,15 +197,10 @@ fn issue_message(tx: &Transaction<'_>, issue_id: i64) -> Result<Value> {
                 },
                 "project": {"slug": slug, "org": r.get::<_, String>(3)?},
             }))
-        })?)
+        })
 }
 
-fn enqueue(
-    tx: &Transaction<'_>,
-    rule: &AlertRule,
-    issue_id: Option<i64>,
-    msg: &Value,
-) -> Result<usize> {
+fn enqueue(tx: &Db, rule: &AlertRule, issue_id: Option<i64>, msg: &Value) -> Result<usize> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO notifications (rule_id, project_id, issue_id, channel, target, secret, message, status, next_attempt, created)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)",
@@ -241,11 +237,11 @@ impl Store {
     /// One rule of a project.
     pub async fn alert_rule(&self, project_id: i64, id: i64) -> Result<Option<AlertRule>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {RULE_COLS} FROM alert_rules WHERE project_id = ?1 AND id = ?2"
             ))?
             .query_row(params![project_id, id], rule_row)
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -259,15 +255,16 @@ impl Store {
     ) -> Result<AlertRule> {
         let json = serde_json::to_string(&spec).map_err(|e| Error::Conflict(e.to_string()))?;
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO alert_rules (project_id, name, spec, created) VALUES (?1, ?2, ?3, ?4)",
+            let id: i64 = tx.query_row(
+                "INSERT INTO alert_rules (project_id, name, spec, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
                 params![project_id, name, json, now()],
+                |r| r.get(0),
             )?;
-            Ok(tx.query_row(
+            tx.query_row(
                 &format!("SELECT {RULE_COLS} FROM alert_rules WHERE id = ?1"),
-                [tx.last_insert_rowid()],
+                [id],
                 rule_row,
-            )?)
+            )
         })
         .await
     }
@@ -350,12 +347,14 @@ impl Store {
     ) -> Result<Vec<Notification>> {
         self.write(move |tx| {
             let t = now();
+            // Locked rows are another process's claim in progress: skip them, not wait.
+            let skip = tx.dialect().skip_locked();
             let rows = tx
                 .prepare_cached(&format!(
                     "UPDATE notifications SET lease_until = ?2 WHERE id IN (
                        SELECT id FROM notifications WHERE status = 'pending' AND next_attempt <= ?1
                          AND (lease_until IS NULL OR lease_until < ?1)
-                       ORDER BY next_attempt LIMIT ?3)
+                       ORDER BY next_attempt LIMIT ?3{skip})
                      RETURNING {NOTIFICATION_COLS}"
                 ))?
                 .query_map(params![t, t + lease_secs, limit], notification_row)?
@@ -368,10 +367,10 @@ impl Store {
     /// When the next pending notification is due (to sleep until then).
     pub async fn next_notification_due(&self) -> Result<Option<f64>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT MIN(MAX(next_attempt, COALESCE(lease_until, 0))) FROM notifications WHERE status = 'pending'",
+            c.prepare_cached(
+                "SELECT MIN(GREATEST(next_attempt, COALESCE(lease_until, 0))) FROM notifications WHERE status = 'pending'",
             )?
-            .query_row([], |r| r.get(0))?)
+            .query_row(params![], |r| r.get(0))
         })
         .await
     }
@@ -463,7 +462,7 @@ impl Store {
                     let Some(reason) = alerts::fires_for_run(&rule.spec, outcome) else {
                         continue;
                     };
-                    let when = crate::sqlite::format_time(*at);
+                    let when = crate::store::format_time(*at);
                     let msg = json!({
                         "reason": reason,
                         "rule": rule.name,
@@ -480,7 +479,7 @@ impl Store {
                 }
             }
             tx.execute(
-                "UPDATE monitors SET alerted_until = MAX(COALESCE(alerted_until, 0), ?3) WHERE project_id = ?1 AND slug = ?2",
+                "UPDATE monitors SET alerted_until = GREATEST(COALESCE(alerted_until, 0), ?3) WHERE project_id = ?1 AND slug = ?2",
                 params![project_id, slug, up_to],
             )?;
             Ok(queued)

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::{Db, OptionalExtension};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -131,7 +131,7 @@ impl Dictionaries {
 
     /// Called in every transaction that saves compressed payloads: stores the current
     /// dictionary if it is not stored yet, so no committed payload refers to a lost one.
-    pub(crate) fn persist(&self, tx: &Connection) -> Result<bool> {
+    pub(crate) fn persist(&self, tx: &Db) -> Result<bool> {
         let pending = self.current.read().ok().and_then(|c| {
             c.as_ref()
                 .filter(|c| !c.persisted)
@@ -141,8 +141,8 @@ impl Dictionaries {
             return Ok(false);
         };
         tx.execute(
-            "INSERT OR IGNORE INTO dictionaries (dict_id, created, data) VALUES (?1, ?2, ?3)",
-            rusqlite::params![i64::from(id), crate::sqlite::now(), data.as_slice()],
+            "INSERT INTO dictionaries (dict_id, created, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            rusqlite::params![i64::from(id), crate::store::now(), data.as_slice()],
         )?;
         Ok(true)
     }
@@ -157,11 +157,11 @@ impl Dictionaries {
     }
 
     /// Loads the newest stored dictionary at start, so compression carries on with it.
-    pub(crate) fn load(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn load(&self, conn: &Db) -> Result<()> {
         let row: Option<(i64, Vec<u8>)> = conn
             .query_row(
                 "SELECT dict_id, data FROM dictionaries ORDER BY created DESC LIMIT 1",
-                [],
+                rusqlite::params![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -179,7 +179,7 @@ impl Dictionaries {
         Ok(())
     }
 
-    fn decoder_dict(&self, conn: Option<&Connection>, id: u32) -> Result<Arc<Vec<u8>>> {
+    fn decoder_dict(&self, conn: Option<&Db>, id: u32) -> Result<Arc<Vec<u8>>> {
         if let Some(d) = self.decoders.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(d);
         }
@@ -199,7 +199,7 @@ impl Dictionaries {
     }
 
     /// Decompresses a blob, loading its dictionary through `conn` when needed.
-    pub(crate) fn decompress_in(&self, conn: Option<&Connection>, bytes: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn decompress_in(&self, conn: Option<&Db>, bytes: &[u8]) -> Result<Vec<u8>> {
         let dict_id = zstd::zstd_safe::get_dict_id_from_frame(bytes)
             .map(|n| n.get())
             .unwrap_or(0);
@@ -244,11 +244,11 @@ impl Dictionaries {
         }
     }
 
-    pub(crate) fn decompress(&self, conn: &Connection, bytes: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn decompress(&self, conn: &Db, bytes: &[u8]) -> Result<Vec<u8>> {
         self.decompress_in(Some(conn), bytes)
     }
 
-    pub(crate) fn decompress_json(&self, conn: &Connection, bytes: &[u8]) -> Result<Value> {
+    pub(crate) fn decompress_json(&self, conn: &Db, bytes: &[u8]) -> Result<Value> {
         let raw = self.decompress_in(Some(conn), bytes)?;
         serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(e.to_string()))
     }

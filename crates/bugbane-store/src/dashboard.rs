@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::db::{Db, OptionalExtension, Row};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::ingest::{record_activity, search_keys};
 use crate::model::*;
-use crate::sqlite::{Store, count, now};
+use crate::store::{Store, count, now};
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
         email: r.get(1)?,
@@ -25,11 +26,11 @@ impl Store {
     /// A user and their password hash, for signing in.
     pub async fn user_credentials(&self, email: String) -> Result<Option<(User, String)>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, email, is_admin, created, password_hash FROM users WHERE email = ?1 COLLATE NOCASE",
+            c.prepare_cached(
+                "SELECT id, email, is_admin, created, password_hash FROM users WHERE lower(email) = lower(?1)",
             )?
             .query_row([email], |r| Ok((user_row(r)?, r.get(4)?)))
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -39,7 +40,7 @@ impl Store {
         self.read(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT id, email, is_admin, created FROM users ORDER BY email")?;
-            let rows = stmt.query_map([], user_row)?;
+            let rows = stmt.query_map(params![], user_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -90,14 +91,14 @@ impl Store {
     /// The live session with this cookie hash.
     pub async fn web_session(&self, id_hash: String) -> Result<Option<WebSession>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
+            c.prepare_cached(
                 "SELECT u.id, u.email, u.is_admin, u.created, s.csrf FROM web_sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.id_hash = ?1 AND s.expires > ?2",
             )?
             .query_row(params![id_hash, now()], |r| {
                 Ok(WebSession { user: user_row(r)?, csrf: r.get(4)? })
             })
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -411,14 +412,14 @@ impl Store {
                 [pid],
                 |r| r.get(0),
             )?;
-            tx.execute(
+            let new_id: i64 = tx.query_row(
                 "INSERT INTO issues (project_id, short_id, title, culprit, level, type, platform, metadata, status, substatus,
                    first_seen, last_seen, times_seen, user_count, first_release, last_release)
                  SELECT project_id, ?2, title, culprit, level, type, platform, metadata, 'unresolved', 'new',
-                   first_seen, last_seen, 0, 0, first_release, last_release FROM issues WHERE id = ?1",
+                   first_seen, last_seen, 0, 0, first_release, last_release FROM issues WHERE id = ?1 RETURNING id",
                 params![issue_id, short_id],
+                |r| r.get(0),
             )?;
-            let new_id = tx.last_insert_rowid();
             tx.execute(
                 "UPDATE grouphashes SET issue_id = ?2 WHERE issue_id = ?1 AND hash = ?3",
                 params![issue_id, new_id, hash],
@@ -439,24 +440,24 @@ impl Store {
 }
 
 /// Moves everything of `child` to `parent` and deletes `child`.
-fn move_issue_rows(tx: &Transaction<'_>, child: i64, parent: i64) -> Result<()> {
+fn move_issue_rows(tx: &Db, child: i64, parent: i64) -> Result<()> {
     for sql in [
         "UPDATE grouphashes SET issue_id = ?2 WHERE issue_id = ?1",
         "UPDATE events SET issue_id = ?2 WHERE issue_id = ?1",
         "UPDATE activity SET issue_id = ?2 WHERE issue_id = ?1",
         "INSERT INTO issue_users (issue_id, user_key, last_seen) SELECT ?2, user_key, last_seen FROM issue_users WHERE issue_id = ?1
-         ON CONFLICT DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+         ON CONFLICT (issue_id, user_key) DO UPDATE SET last_seen = GREATEST(issue_users.last_seen, excluded.last_seen)",
         "INSERT INTO issue_hourly (issue_id, hour, count) SELECT ?2, hour, count FROM issue_hourly WHERE issue_id = ?1
-         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+         ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly.count + excluded.count",
         "INSERT INTO issue_minutely (issue_id, minute, count) SELECT ?2, minute, count FROM issue_minutely WHERE issue_id = ?1
-         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+         ON CONFLICT (issue_id, minute) DO UPDATE SET count = issue_minutely.count + excluded.count",
         "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen)
            SELECT ?2, key, value, count, first_seen, last_seen FROM issue_tags WHERE issue_id = ?1
-         ON CONFLICT DO UPDATE SET count = count + excluded.count,
-           first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)",
+         ON CONFLICT (issue_id, key, value) DO UPDATE SET count = issue_tags.count + excluded.count,
+           first_seen = LEAST(issue_tags.first_seen, excluded.first_seen), last_seen = GREATEST(issue_tags.last_seen, excluded.last_seen)",
         "UPDATE issues SET times_seen = times_seen + (SELECT times_seen FROM issues WHERE id = ?1),
-           first_seen = MIN(first_seen, (SELECT first_seen FROM issues WHERE id = ?1)),
-           last_seen = MAX(last_seen, (SELECT last_seen FROM issues WHERE id = ?1))
+           first_seen = LEAST(first_seen, (SELECT first_seen FROM issues WHERE id = ?1)),
+           last_seen = GREATEST(last_seen, (SELECT last_seen FROM issues WHERE id = ?1))
          WHERE id = ?2",
     ] {
         tx.execute(sql, params![child, parent])?;
@@ -475,7 +476,7 @@ fn move_issue_rows(tx: &Transaction<'_>, child: i64, parent: i64) -> Result<()> 
 }
 
 /// Recomputes the user count from the issue's user set.
-fn refresh_issue_totals(tx: &Transaction<'_>, id: i64) -> Result<()> {
+fn refresh_issue_totals(tx: &Db, id: i64) -> Result<()> {
     tx.execute(
         "UPDATE issues SET user_count = (SELECT COUNT(*) FROM issue_users WHERE issue_id = ?1) WHERE id = ?1",
         [id],
@@ -484,11 +485,7 @@ fn refresh_issue_totals(tx: &Transaction<'_>, id: i64) -> Result<()> {
 }
 
 /// Rebuilds an issue's counters from its events (after events moved between issues).
-fn rebuild_counters(
-    tx: &Transaction<'_>,
-    dicts: &crate::codec::Dictionaries,
-    id: i64,
-) -> Result<()> {
+fn rebuild_counters(tx: &Db, dicts: &crate::codec::Dictionaries, id: i64) -> Result<()> {
     for sql in [
         "DELETE FROM issue_users WHERE issue_id = ?1",
         "DELETE FROM issue_hourly WHERE issue_id = ?1",
@@ -497,10 +494,10 @@ fn rebuild_counters(
         "INSERT INTO issue_users (issue_id, user_key, last_seen)
            SELECT ?1, user_key, MAX(received) FROM events WHERE issue_id = ?1 AND user_key IS NOT NULL GROUP BY user_key",
         "INSERT INTO issue_minutely (issue_id, minute, count)
-           SELECT ?1, CAST(received / 60 AS INTEGER), COUNT(*) FROM events
-           WHERE issue_id = ?1 AND received >= unixepoch() - 86400 GROUP BY 2",
+           SELECT ?1, CAST(FLOOR(received / 60) AS BIGINT), COUNT(*) FROM events
+           WHERE issue_id = ?1 AND received >= (SELECT MAX(received) FROM events WHERE issue_id = ?1) - 86400 GROUP BY 2",
         "INSERT INTO issue_hourly (issue_id, hour, count)
-           SELECT ?1, CAST(timestamp / 3600 AS INTEGER), COUNT(*)
+           SELECT ?1, CAST(FLOOR(timestamp / 3600) AS BIGINT), COUNT(*)
            FROM events WHERE issue_id = ?1 GROUP BY 2",
         "UPDATE issues SET times_seen = (SELECT COUNT(*) FROM events WHERE issue_id = ?1),
            first_seen = (SELECT MIN(timestamp) FROM events WHERE issue_id = ?1),
@@ -514,8 +511,7 @@ fn rebuild_counters(
     {
         let mut stmt =
             tx.prepare_cached("SELECT timestamp, payload FROM events WHERE issue_id = ?1")?;
-        let mut rows = stmt.query([id])?;
-        while let Some(r) = rows.next()? {
+        stmt.for_each([id], |r| {
             let ts: f64 = r.get(0)?;
             let blob: Vec<u8> = r.get(1)?;
             let payload = dicts.decompress_json(tx, &blob)?;
@@ -525,7 +521,8 @@ fn rebuild_counters(
                 e.1 = e.1.min(ts);
                 e.2 = e.2.max(ts);
             }
-        }
+            Ok(())
+        })?;
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

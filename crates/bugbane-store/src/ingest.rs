@@ -3,15 +3,16 @@
 
 use std::collections::HashMap;
 
+use crate::db::{Db, OptionalExtension, Row};
 use bugbane_core::ProcessedEvent;
 use bugbane_core::items::{EnvelopeRecords, Record};
 use bugbane_core::lifecycle::{self, IssueState, Status, Transition};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::codec::compress;
-use crate::error::Result;
-use crate::sqlite::Store;
+use crate::error::{Error, Result};
+use crate::store::{Store, now};
 
 /// An envelope as accepted by the ingest endpoint.
 ///
@@ -136,26 +137,25 @@ pub struct SaveSummary {
     pub duplicates: usize,
 }
 
-pub(crate) fn commit_spool_batch(
-    conn: &mut Connection,
-    entries: &[SpoolEntry],
-) -> Result<Vec<i64>> {
+pub(crate) fn commit_spool_batch(conn: &mut Db, entries: &[SpoolEntry]) -> Result<Vec<i64>> {
     let tx = conn.transaction()?;
     let mut ids = Vec::with_capacity(entries.len());
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO spool (project_id, received, client_ip, sdk_client, encoding, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO spool (project_id, received, client_ip, sdk_client, encoding, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         )?;
         for e in entries {
-            stmt.execute(params![
-                e.project_id,
-                e.received,
-                e.client_ip,
-                e.sdk_client,
-                e.encoding,
-                e.body
-            ])?;
-            ids.push(tx.last_insert_rowid());
+            ids.push(stmt.query_row(
+                params![
+                    e.project_id,
+                    e.received,
+                    e.client_ip,
+                    e.sdk_client,
+                    e.encoding,
+                    e.body
+                ],
+                |r| r.get(0),
+            )?);
         }
     }
     tx.commit()?;
@@ -163,26 +163,51 @@ pub(crate) fn commit_spool_batch(
 }
 
 impl Store {
-    /// Spooled envelopes with ids above `after`, oldest first.
-    pub async fn fetch_spool(&self, after: i64, limit: i64) -> Result<Vec<SpoolRow>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, project_id, received, client_ip, sdk_client, encoding, body FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![after, limit], |r| {
-                Ok(SpoolRow {
-                    id: r.get(0)?,
-                    project_id: r.get(1)?,
-                    received: r.get(2)?,
-                    client_ip: r.get(3)?,
-                    sdk_client: r.get(4)?,
-                    encoding: r.get(5)?,
-                    body: r.get(6)?,
+    /// The next spooled envelopes to process, oldest first. On SQLite this process is the
+    /// only processor and reads past `after` (the last id it saved). On PostgreSQL the rows
+    /// are leased to this process (see [`crate::StoreOptions`]), skipping rows other processes
+    /// hold; a lease that lapses (its holder died) lets any process take the rows over.
+    pub async fn claim_spool(&self, after: i64, limit: i64) -> Result<Vec<SpoolRow>> {
+        const COLS: &str = "id, project_id, received, client_ip, sdk_client, encoding, body";
+        let row = |r: &Row<'_>| {
+            Ok(SpoolRow {
+                id: r.get(0)?,
+                project_id: r.get(1)?,
+                received: r.get(2)?,
+                client_ip: r.get(3)?,
+                sdk_client: r.get(4)?,
+                encoding: r.get(5)?,
+                body: r.get(6)?,
+            })
+        };
+        if !self.is_shared() {
+            return self
+                .read(move |c| {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {COLS} FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2"
+                    ))?;
+                    let rows = stmt.query_map(params![after, limit], row)?;
+                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
                 })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+                .await;
+        }
+        let holder = self.node().to_owned();
+        let lease = self.spool_lease_secs();
+        let mut rows = self
+            .write(move |tx| {
+                let t = now();
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE spool SET lease_holder = ?1, lease_until = ?2 WHERE id IN (
+                       SELECT id FROM spool WHERE lease_until IS NULL OR lease_until < ?3 OR lease_holder = ?1
+                       ORDER BY id LIMIT ?4 FOR UPDATE SKIP LOCKED)
+                     RETURNING {COLS}"
+                ))?;
+                let rows = stmt.query_map(params![holder, t + lease, t, limit], row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     /// Saves a batch of processed envelopes and removes them from the spool, atomically:
@@ -191,16 +216,30 @@ impl Store {
         let dicts = self.dicts();
         let writer_dicts = dicts.clone();
         let envelopes = batch.len() as i64;
+        let shared = self.is_shared();
+        let holder = self.node().to_owned();
         let (summary, stored_dict) = self
-            .write(move |tx| {
+            .write_retrying(move |tx| {
+                if shared {
+                    lock_projects(tx, &batch)?;
+                }
                 // A payload compressed with a new dictionary commits together with it.
                 let stored_dict = writer_dicts.persist(tx)?;
                 let mut summary = SaveSummary::default();
                 let mut state = BatchState::default();
                 for env in &batch {
                     save_envelope(tx, env, &mut summary, &mut state)?;
-                    tx.prepare_cached("DELETE FROM spool WHERE id = ?1")?
-                        .execute([env.spool_id])?;
+                    let deleted = tx
+                        .prepare_cached("DELETE FROM spool WHERE id = ?1 AND (lease_holder IS NULL OR lease_holder = ?2)")?
+                        .execute(params![env.spool_id, holder])?;
+                    if deleted == 0 && shared {
+                        // Our lease lapsed and another process took the envelope over:
+                        // saving it too would count it twice.
+                        return Err(Error::Conflict(format!(
+                            "spooled envelope {} was taken over by another process",
+                            env.spool_id
+                        )));
+                    }
                 }
                 state.flush(tx)?;
                 Ok((summary, stored_dict))
@@ -214,6 +253,24 @@ impl Store {
     }
 }
 
+/// Serialises saves per project across processes (PostgreSQL): two processes must not
+/// both create the issue for one new hash, nor fire one alert twice. Processing, the
+/// expensive part, still runs everywhere at once; locks are taken in project order, so
+/// they cannot deadlock.
+fn lock_projects(tx: &Db, batch: &[ProcessedEnvelope]) -> Result<()> {
+    let mut projects: Vec<i64> = batch.iter().map(|e| e.project_id).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    let mut stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock(?1)")?;
+    for p in projects {
+        stmt.query_row([SAVE_LOCK_SPACE + p], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// Advisory lock keys of project saves (kept apart from other advisory locks).
+const SAVE_LOCK_SPACE: i64 = 0x6275_6700_0000_0000;
+
 /// What a batch save carries from one event to the next: the projects' alert rules, and
 /// the counters nothing reads before the batch commits, summed so that each distinct
 /// (issue, hour) and (issue, tag value) is written once per batch rather than per event.
@@ -225,17 +282,17 @@ struct BatchState<'a> {
 }
 
 impl BatchState<'_> {
-    fn flush(self, tx: &Transaction<'_>) -> Result<()> {
+    fn flush(self, tx: &Db) -> Result<()> {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, ?3) ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly.count + excluded.count",
         )?;
         for ((issue, hour), n) in self.hourly {
             stmt.execute(params![issue, hour, n])?;
         }
         let mut stmt = tx.prepare_cached(
             "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT DO UPDATE SET count = count + excluded.count, first_seen = MIN(first_seen, excluded.first_seen),
-               last_seen = MAX(last_seen, excluded.last_seen)",
+             ON CONFLICT (issue_id, key, value) DO UPDATE SET count = issue_tags.count + excluded.count, first_seen = LEAST(issue_tags.first_seen, excluded.first_seen),
+               last_seen = GREATEST(issue_tags.last_seen, excluded.last_seen)",
         )?;
         for ((issue, k, v), (n, first, last)) in self.tags {
             stmt.execute(params![issue, k, v, n, first, last])?;
@@ -245,7 +302,7 @@ impl BatchState<'_> {
 }
 
 fn save_envelope<'a>(
-    tx: &Transaction<'_>,
+    tx: &Db,
     env: &'a ProcessedEnvelope,
     summary: &mut SaveSummary,
     state: &mut BatchState<'a>,
@@ -263,7 +320,7 @@ fn save_envelope<'a>(
             },
             Record::Transaction(t) => {
                 tx.prepare_cached(
-                    "INSERT INTO transactions (project_id, event_id, trace_id, span_id, name, op, status, start, end, release, environment, payload)
+                    "INSERT INTO transactions (project_id, event_id, trace_id, span_id, name, op, status, start, finish, release, environment, payload)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
@@ -280,7 +337,7 @@ fn save_envelope<'a>(
             }
             Record::Spans(spans) => {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, segment_id, name, op, status, start, end, is_segment, release, environment, data, vitals)
+                    "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, segment_id, name, op, status, start, finish, is_segment, release, environment, data, vitals)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for s in spans {
@@ -309,9 +366,9 @@ fn save_envelope<'a>(
                     "INSERT INTO sessions (project_id, sid, did, release, environment, status, errors, init, started, timestamp, duration, seq)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                      ON CONFLICT (project_id, sid) DO UPDATE SET
-                       did = COALESCE(excluded.did, did), status = excluded.status, errors = MAX(errors, excluded.errors),
-                       init = MAX(init, excluded.init), timestamp = excluded.timestamp,
-                       duration = COALESCE(excluded.duration, duration), seq = excluded.seq
+                       did = COALESCE(excluded.did, sessions.did), status = excluded.status, errors = GREATEST(sessions.errors, excluded.errors),
+                       init = GREATEST(sessions.init, excluded.init), timestamp = excluded.timestamp,
+                       duration = COALESCE(excluded.duration, sessions.duration), seq = excluded.seq
                      WHERE excluded.seq >= sessions.seq",
                 )?
                 .execute(params![
@@ -330,8 +387,8 @@ fn save_envelope<'a>(
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO session_aggregates (project_id, release, environment, started, exited, errored, abnormal, crashed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT DO UPDATE SET exited = exited + excluded.exited, errored = errored + excluded.errored,
-                       abnormal = abnormal + excluded.abnormal, crashed = crashed + excluded.crashed",
+                     ON CONFLICT (project_id, release, environment, started) DO UPDATE SET exited = session_aggregates.exited + excluded.exited, errored = session_aggregates.errored + excluded.errored,
+                       abnormal = session_aggregates.abnormal + excluded.abnormal, crashed = session_aggregates.crashed + excluded.crashed",
                 )?;
                 for a in aggs {
                     stmt.execute(params![
@@ -364,7 +421,7 @@ fn save_envelope<'a>(
                 ])?;
                 tx.prepare_cached(
                     "INSERT INTO monitors (project_id, slug, config, last_check_in, last_status) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT DO UPDATE SET config = COALESCE(excluded.config, config),
+                     ON CONFLICT (project_id, slug) DO UPDATE SET config = COALESCE(excluded.config, monitors.config),
                        last_check_in = excluded.last_check_in, last_status = excluded.last_status",
                 )?
                 .execute(params![
@@ -446,7 +503,7 @@ fn save_envelope<'a>(
 }
 
 fn note_release(
-    tx: &Transaction<'_>,
+    tx: &Db,
     pid: i64,
     release: Option<&str>,
     env: Option<&str>,
@@ -455,13 +512,15 @@ fn note_release(
     if let Some(r) = release {
         tx.prepare_cached(
             "INSERT INTO releases (project_id, version, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)",
+             ON CONFLICT (project_id, version) DO UPDATE SET first_seen = LEAST(releases.first_seen, excluded.first_seen), last_seen = GREATEST(releases.last_seen, excluded.last_seen)",
         )?
         .execute(params![pid, r, ts])?;
     }
     if let Some(e) = env {
-        tx.prepare_cached("INSERT OR IGNORE INTO environments (project_id, name) VALUES (?1, ?2)")?
-            .execute(params![pid, e])?;
+        tx.prepare_cached(
+            "INSERT INTO environments (project_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![pid, e])?;
     }
     Ok(())
 }
@@ -498,7 +557,7 @@ fn decompressed_len(blob: &[u8]) -> i64 {
 }
 
 fn save_event<'a>(
-    tx: &Transaction<'_>,
+    tx: &Db,
     pid: i64,
     ev: &'a ProcessedEvent,
     blobs: &'a Blobs,
@@ -534,7 +593,7 @@ fn save_event<'a>(
     };
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO grouphashes (project_id, hash, issue_id, config) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO grouphashes (project_id, hash, issue_id, config) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?;
         for h in &ev.grouping.hashes {
             stmt.execute(params![pid, h, issue_id, ev.grouping.config])?;
@@ -565,13 +624,13 @@ fn save_event<'a>(
         Some(u) => {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO issue_users (issue_id, user_key, last_seen) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO issue_users (issue_id, user_key, last_seen) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![issue_id, u, ev.received])?
                 > 0;
             if !inserted {
                 tx.prepare_cached(
-                    "UPDATE issue_users SET last_seen = MAX(last_seen, ?3) WHERE issue_id = ?1 AND user_key = ?2",
+                    "UPDATE issue_users SET last_seen = GREATEST(last_seen, ?3) WHERE issue_id = ?1 AND user_key = ?2",
                 )?
                 .execute(params![issue_id, u, ev.received])?;
             }
@@ -581,7 +640,7 @@ fn save_event<'a>(
     };
     // By arrival minute, for frequency alerts (a client's clock cannot skew them).
     tx.prepare_cached(
-        "INSERT INTO issue_minutely (issue_id, minute, count) VALUES (?1, ?2, 1) ON CONFLICT DO UPDATE SET count = count + 1",
+        "INSERT INTO issue_minutely (issue_id, minute, count) VALUES (?1, ?2, 1) ON CONFLICT (issue_id, minute) DO UPDATE SET count = issue_minutely.count + 1",
     )?
     .execute(params![issue_id, (ev.received / 60.0).floor() as i64])?;
     let hour = (ev.timestamp / 3600.0).floor() as i64;
@@ -605,7 +664,7 @@ fn save_event<'a>(
     if !new_issue {
         tx.prepare_cached(
             "UPDATE issues SET times_seen = times_seen + 1, user_count = user_count + ?2,
-               first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?3),
+               first_seen = LEAST(first_seen, ?3), last_seen = GREATEST(last_seen, ?3),
                title = ?4, culprit = ?5, level = ?6, metadata = ?7, last_release = COALESCE(?8, last_release)
              WHERE id = ?1",
         )?
@@ -637,16 +696,17 @@ fn save_event<'a>(
     }))
 }
 
-fn create_issue(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<i64> {
+fn create_issue(tx: &Db, pid: i64, ev: &ProcessedEvent) -> Result<i64> {
     let short_id: i64 = tx
         .prepare_cached("UPDATE projects SET next_short_id = next_short_id + 1 WHERE id = ?1 RETURNING next_short_id - 1")?
         .query_row([pid], |r| r.get(0))?;
-    tx.prepare_cached(
+    let id: i64 = tx
+        .prepare_cached(
         "INSERT INTO issues (project_id, short_id, title, culprit, level, type, platform, metadata, status, substatus,
            first_seen, last_seen, times_seen, user_count, first_release, last_release)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unresolved', 'new', ?9, ?9, 1, 0, ?10, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unresolved', 'new', ?9, ?9, 1, 0, ?10, ?10) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         pid,
         short_id,
         ev.title,
@@ -657,14 +717,13 @@ fn create_issue(tx: &Transaction<'_>, pid: i64, ev: &ProcessedEvent) -> Result<i
         ev.metadata.to_string(),
         ev.timestamp,
         ev.release
-    ])?;
-    let id = tx.last_insert_rowid();
+    ], |r| r.get(0))?;
     record_activity(tx, id, "first_seen", &json!({"release": ev.release}), None)?;
     Ok(id)
 }
 
 pub(crate) fn record_activity(
-    tx: &Transaction<'_>,
+    tx: &Db,
     issue_id: i64,
     ty: &str,
     data: &Value,
@@ -678,18 +737,13 @@ pub(crate) fn record_activity(
         ty,
         data.to_string(),
         user,
-        crate::sqlite::now()
+        crate::store::now()
     ])?;
     Ok(())
 }
 
 /// Applies the issue lifecycle to an event joining an existing issue; returns what changed.
-fn apply_lifecycle(
-    tx: &Transaction<'_>,
-    pid: i64,
-    issue_id: i64,
-    ev: &ProcessedEvent,
-) -> Result<Transition> {
+fn apply_lifecycle(tx: &Db, pid: i64, issue_id: i64, ev: &ProcessedEvent) -> Result<Transition> {
     let (status, resolution, ignore, times_seen, users): (String, Option<String>, Option<String>, i64, i64) = tx
         .prepare_cached("SELECT status, resolution, ignore_condition, times_seen, user_count FROM issues WHERE id = ?1")?
         .query_row([issue_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;

@@ -9,16 +9,21 @@
 
 mod alerts;
 mod codec;
+mod copy;
 mod dashboard;
+mod db;
 mod error;
 mod ingest;
 mod model;
 mod performance;
+mod postgres;
 mod queries;
 mod sqlite;
+mod store;
 mod views;
 
+pub use copy::TableCopy;
 pub use error::Error;
 pub use ingest::{ProcessedEnvelope, SaveSummary, SavedEvent, SpoolEntry, SpoolRow};
 pub use model::*;
-pub use sqlite::{Store, StoreOptions};
+pub use store::{Store, StoreOptions};

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{SegmentSample, TraceError, TraceSpan};
-use crate::sqlite::Store;
+use crate::store::Store;
 
 impl Store {
     /// Durations and failures of a project's segments that ended since `since`, per
@@ -21,17 +21,16 @@ impl Store {
     ) -> Result<Vec<Runs>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT name, op, (end - start) * 1000.0,
+                "SELECT name, op, (finish - start) * 1000.0,
                    status IS NOT NULL AND status NOT IN ('ok', 'cancelled', 'unknown', '')
-                 FROM spans WHERE project_id = ?1 AND is_segment = 1 AND end >= ?2 AND (?3 IS NULL OR name = ?3)
+                 FROM spans WHERE project_id = ?1 AND is_segment = 1 AND finish >= ?2 AND (name = ?3 OR ?3 IS NULL)
                  ORDER BY name",
             )?;
-            let mut rows = stmt.query(params![project_id, since, name])?;
             let mut out: Vec<Runs> = Vec::new();
-            while let Some(r) = rows.next()? {
-                let name = r.get_ref(0)?.as_str().unwrap_or_default();
+            stmt.for_each(params![project_id, since, name], |r| {
+                let name: String = r.get(0)?;
                 if out.last().is_none_or(|g| g.name != name) {
-                    out.push(Runs { name: name.to_owned(), op: r.get(1)?, ..Default::default() });
+                    out.push(Runs { name, op: r.get(1)?, ..Default::default() });
                 }
                 if let Some(g) = out.last_mut() {
                     g.durations_ms.push(r.get(2)?);
@@ -40,7 +39,8 @@ impl Store {
                         g.op = r.get(1)?;
                     }
                 }
-            }
+                Ok(())
+            })?;
             Ok(out)
         })
         .await
@@ -50,8 +50,8 @@ impl Store {
     pub async fn page_loads(&self, project_id: i64, since: f64) -> Result<Vec<Segment>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT name, op, (end - start) * 1000.0, status, vitals FROM spans
-                 WHERE project_id = ?1 AND is_segment = 1 AND end >= ?2 AND vitals IS NOT NULL",
+                "SELECT name, op, (finish - start) * 1000.0, status, vitals FROM spans
+                 WHERE project_id = ?1 AND is_segment = 1 AND finish >= ?2 AND vitals IS NOT NULL",
             )?;
             let rows = stmt.query_map(params![project_id, since], |r| {
                 let vitals: Option<String> = r.get(4)?;
@@ -78,9 +78,9 @@ impl Store {
     ) -> Result<Vec<SegmentSample>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT trace_id, span_id, start, (end - start) * 1000.0, status, release, environment FROM spans
-                 WHERE project_id = ?1 AND is_segment = 1 AND end >= ?2 AND name = ?3
-                 ORDER BY end - start DESC LIMIT ?4",
+                "SELECT trace_id, span_id, start, (finish - start) * 1000.0, status, release, environment FROM spans
+                 WHERE project_id = ?1 AND is_segment = 1 AND finish >= ?2 AND name = ?3
+                 ORDER BY finish - start DESC LIMIT ?4",
             )?;
             let rows = stmt.query_map(params![project_id, since, name, limit], |r| {
                 Ok(SegmentSample {
@@ -102,7 +102,7 @@ impl Store {
     pub async fn trace_spans(&self, trace_id: String) -> Result<Vec<TraceSpan>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT project_id, span_id, parent_span_id, segment_id, name, op, status, start, end, is_segment
+                "SELECT project_id, span_id, parent_span_id, segment_id, name, op, status, start, finish, is_segment
                  FROM spans WHERE trace_id = ?1 ORDER BY start, id LIMIT 10000",
             )?;
             let rows = stmt.query_map([trace_id], |r| {

@@ -1,15 +1,16 @@
 //! Accounts, projects and the queries behind the web API.
 
+use crate::db::{Db, OptionalExtension, Params, Row};
 use bugbane_core::ScrubSettings;
 use bugbane_core::lifecycle::{Resolution, Status};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::codec::Dictionaries;
 use crate::error::{Error, Result};
 use crate::ingest::record_activity;
 use crate::model::*;
-use crate::sqlite::{Store, count, now};
+use crate::store::{Store, count, now};
 
 const PROJECT_COLS: &str =
     "p.id, p.org_id, o.slug, p.slug, p.name, p.platform, p.created, p.scrub_settings";
@@ -50,11 +51,7 @@ const ISSUE_FROM: &str =
     "issues i JOIN projects p ON p.id = i.project_id JOIN organizations o ON o.id = p.org_id";
 
 /// Issues matching a `WHERE` clause (and its ordering) over `issues i`.
-pub(crate) fn issues_where(
-    c: &Connection,
-    clause: &str,
-    p: impl rusqlite::Params,
-) -> Result<Vec<Issue>> {
+pub(crate) fn issues_where(c: &Db, clause: &str, p: impl Params) -> Result<Vec<Issue>> {
     let mut stmt = c.prepare(&format!(
         "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE {clause}"
     ))?;
@@ -95,13 +92,13 @@ fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
     })
 }
 
-fn insert_org(tx: &Transaction<'_>, slug: &str) -> Result<Organization> {
+fn insert_org(tx: &Db, slug: &str) -> Result<Organization> {
     let created = now();
-    tx.execute(
-        "INSERT INTO organizations (slug, name, created) VALUES (?1, ?1, ?2)",
+    let id: i64 = tx.query_row(
+        "INSERT INTO organizations (slug, name, created) VALUES (?1, ?1, ?2) RETURNING id",
         params![slug, created],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?2)",
         params![id, slug],
@@ -115,7 +112,7 @@ fn insert_org(tx: &Transaction<'_>, slug: &str) -> Result<Organization> {
 }
 
 fn insert_project(
-    tx: &Transaction<'_>,
+    tx: &Db,
     org_slug: &str,
     slug: &str,
     platform: Option<&str>,
@@ -141,16 +138,16 @@ fn insert_project(
         )));
     }
     let settings = serde_json::to_string(&ScrubSettings::default()).unwrap_or_else(|_| "{}".into());
-    tx.execute(
-        "INSERT INTO projects (id, org_id, team_id, slug, name, platform, created, scrub_settings) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
+    let pid: i64 = tx.query_row(
+        "INSERT INTO projects (id, org_id, team_id, slug, name, platform, created, scrub_settings) VALUES (COALESCE(?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM projects)), ?2, ?3, ?4, ?4, ?5, ?6, ?7) RETURNING id",
         params![id, org_id, team_id, slug, platform, now(), settings],
+        |r| r.get(0),
     )?;
-    let pid = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO project_keys (project_id, public_key, label, created) VALUES (?1, ?2, 'Default', ?3)",
+    let key_id: i64 = tx.query_row(
+        "INSERT INTO project_keys (project_id, public_key, label, created) VALUES (?1, ?2, 'Default', ?3) RETURNING id",
         params![pid, public_key, now()],
+        |r| r.get(0),
     )?;
-    let key_id = tx.last_insert_rowid();
     crate::alerts::insert_default_rule(tx, pid)?;
     let project = tx.query_row(
         &format!("SELECT {PROJECT_COLS} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = ?1"),
@@ -165,21 +162,16 @@ fn insert_project(
     Ok((project, key))
 }
 
-fn insert_user(
-    tx: &Transaction<'_>,
-    email: &str,
-    password_hash: &str,
-    admin: bool,
-) -> Result<User> {
+fn insert_user(tx: &Db, email: &str, password_hash: &str, admin: bool) -> Result<User> {
     if count(tx, "SELECT COUNT(*) FROM users WHERE email = ?1", [email])? > 0 {
         return Err(Error::Conflict(format!("user {email} already exists")));
     }
     let created = now();
-    tx.execute(
-        "INSERT INTO users (email, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)",
+    let id: i64 = tx.query_row(
+        "INSERT INTO users (email, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
         params![email, password_hash, admin, created],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO org_members (org_id, user_id, role) SELECT id, ?1, ?2 FROM organizations",
         params![id, if admin { "owner" } else { "member" }],
@@ -195,7 +187,7 @@ fn insert_user(
 impl Store {
     /// Whether first-start setup has yet to run.
     pub async fn needs_bootstrap(&self) -> Result<bool> {
-        self.read(|c| Ok(count(c, "SELECT COUNT(*) FROM organizations", [])? == 0))
+        self.read(|c| Ok(count(c, "SELECT COUNT(*) FROM organizations", params![])? == 0))
             .await
     }
 
@@ -209,7 +201,7 @@ impl Store {
         public_key: String,
     ) -> Result<Option<Bootstrap>> {
         self.write(move |tx| {
-            if count(tx, "SELECT COUNT(*) FROM organizations", [])? > 0 {
+            if count(tx, "SELECT COUNT(*) FROM organizations", params![])? > 0 {
                 return Ok(None);
             }
             let org = insert_org(tx, "default")?;
@@ -324,15 +316,15 @@ impl Store {
             let uid: Option<i64> = match user_id {
                 Some(u) => Some(u),
                 None => tx
-                    .query_row("SELECT MIN(id) FROM users WHERE is_admin = 1", [], |r| r.get(0))
+                    .query_row("SELECT MIN(id) FROM users WHERE is_admin = 1", params![], |r| r.get(0))
                     .optional()?
                     .flatten(),
             };
-            tx.execute(
-                "INSERT INTO api_tokens (user_id, name, token_hash, created) VALUES (?1, ?2, ?3, ?4)",
+            tx.query_row(
+                "INSERT INTO api_tokens (user_id, name, token_hash, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
                 params![uid, name, token_hash, now()],
-            )?;
-            Ok(tx.last_insert_rowid())
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -340,12 +332,12 @@ impl Store {
     /// The owner of a valid token.
     pub async fn token_owner(&self, token_hash: String) -> Result<Option<TokenOwner>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
+            c.prepare_cached(
                 "SELECT t.id, t.user_id, COALESCE(u.is_admin, 0) FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id
                  WHERE t.token_hash = ?1 AND t.revoked = 0",
             )?
             .query_row([token_hash], |r| Ok(TokenOwner { token_id: r.get(0)?, user_id: r.get(1)?, is_admin: r.get(2)? }))
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -353,11 +345,11 @@ impl Store {
     /// Looks a DSN public key up.
     pub async fn key_by_public(&self, public_key: String) -> Result<Option<ProjectKey>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {KEY_COLS} FROM project_keys WHERE public_key = ?1"
             ))?
             .query_row([public_key], key_row)
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -385,7 +377,7 @@ impl Store {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {PROJECT_COLS} FROM projects p JOIN organizations o ON o.id = p.org_id
-                 WHERE (?1 IS NULL OR o.slug = ?1)
+                 WHERE (o.slug = ?1 OR ?1 IS NULL)
                    AND (?3 OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = o.id AND m.user_id = ?2))
                  ORDER BY o.slug, p.slug"
             ))?;
@@ -398,11 +390,11 @@ impl Store {
     /// One project by id.
     pub async fn project(&self, id: i64) -> Result<Option<Project>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {PROJECT_COLS} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = ?1"
             ))?
             .query_row([id], project_row)
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -427,11 +419,11 @@ impl Store {
     /// One issue.
     pub async fn issue(&self, id: i64) -> Result<Option<Issue>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE i.id = ?1"
             ))?
             .query_row([id], issue_row)
-            .optional()?)
+            .optional()
         })
         .await
     }
@@ -662,7 +654,7 @@ impl Store {
             let n = |t: &str| {
                 count(
                     c,
-                    &format!("SELECT COUNT(*) FROM {t} WHERE ?1 IS NULL OR project_id = ?1"),
+                    &format!("SELECT COUNT(*) FROM {t} WHERE project_id = ?1 OR ?1 IS NULL"),
                     [project_id],
                 )
             };
@@ -680,7 +672,7 @@ impl Store {
                 logs: n("logs")?,
                 client_reports: n("client_reports")?,
                 raw_items: n("raw_items")?,
-                dictionaries: count(c, "SELECT COUNT(*) FROM dictionaries", [])?,
+                dictionaries: count(c, "SELECT COUNT(*) FROM dictionaries", params![])?,
             })
         })
         .await
@@ -720,40 +712,40 @@ impl Store {
     /// (Distinct-user and tag-value counts keep covering the issue's whole life.)
     pub async fn sweep_retention(&self, cutoff: f64) -> Result<usize> {
         self.write(move |tx| {
-            tx.execute("DROP TABLE IF EXISTS temp.doomed", [])?;
+            tx.execute("DROP TABLE IF EXISTS doomed", params![])?;
             tx.execute(
-                "CREATE TEMP TABLE doomed AS SELECT id, issue_id, CAST(timestamp / 3600 AS INTEGER) AS hour FROM events WHERE received < ?1",
+                "CREATE TEMP TABLE doomed AS SELECT id, issue_id, CAST(FLOOR(timestamp / 3600) AS BIGINT) AS hour FROM events WHERE received < ?1",
                 [cutoff],
             )?;
             tx.execute(
-                "UPDATE issue_hourly SET count = count - (SELECT COUNT(*) FROM temp.doomed d WHERE d.issue_id = issue_hourly.issue_id AND d.hour = issue_hourly.hour)
-                 WHERE (issue_id, hour) IN (SELECT issue_id, hour FROM temp.doomed)",
-                [],
+                "UPDATE issue_hourly SET count = count - (SELECT COUNT(*) FROM doomed d WHERE d.issue_id = issue_hourly.issue_id AND d.hour = issue_hourly.hour)
+                 WHERE (issue_id, hour) IN (SELECT issue_id, hour FROM doomed)",
+                params![],
             )?;
-            tx.execute("DELETE FROM issue_hourly WHERE count <= 0", [])?;
+            tx.execute("DELETE FROM issue_hourly WHERE count <= 0", params![])?;
             tx.execute(
-                "UPDATE issues SET times_seen = times_seen - (SELECT COUNT(*) FROM temp.doomed d WHERE d.issue_id = issues.id)
-                 WHERE id IN (SELECT issue_id FROM temp.doomed)",
-                [],
+                "UPDATE issues SET times_seen = times_seen - (SELECT COUNT(*) FROM doomed d WHERE d.issue_id = issues.id)
+                 WHERE id IN (SELECT issue_id FROM doomed)",
+                params![],
             )?;
-            let events = tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM temp.doomed)", [])?;
+            let events = tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM doomed)", params![])?;
             tx.execute(
                 "UPDATE issues SET first_seen = (SELECT MIN(timestamp) FROM events e WHERE e.issue_id = issues.id)
-                 WHERE id IN (SELECT issue_id FROM temp.doomed)
+                 WHERE id IN (SELECT issue_id FROM doomed)
                    AND EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id)",
-                [],
+                params![],
             )?;
             // Issues whose last event is gone go with everything hanging off them.
-            let dead = "SELECT id FROM issues WHERE times_seen <= 0 OR (id IN (SELECT issue_id FROM temp.doomed)
+            let dead = "SELECT id FROM issues WHERE times_seen <= 0 OR (id IN (SELECT issue_id FROM doomed)
                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.issue_id = issues.id))";
             for table in ["grouphashes", "issue_users", "issue_hourly", "issue_minutely", "issue_tags", "activity", "alert_fired"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE issue_id IN ({dead})"), [])?;
+                tx.execute(&format!("DELETE FROM {table} WHERE issue_id IN ({dead})"), params![])?;
             }
-            tx.execute(&format!("DELETE FROM issues WHERE id IN ({dead})"), [])?;
-            tx.execute("DROP TABLE temp.doomed", [])?;
+            tx.execute(&format!("DELETE FROM issues WHERE id IN ({dead})"), params![])?;
+            tx.execute("DROP TABLE doomed", params![])?;
             for (table, col) in [
-                ("transactions", "end"),
-                ("spans", "end"),
+                ("transactions", "finish"),
+                ("spans", "finish"),
                 ("sessions", "timestamp"),
                 ("session_aggregates", "started"),
                 ("check_ins", "timestamp"),
@@ -789,7 +781,7 @@ fn raw_event_row(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     ))
 }
 
-fn finish_event(dicts: &Dictionaries, c: &Connection, raw: RawEvent) -> Result<EventRecord> {
+fn finish_event(dicts: &Dictionaries, c: &Db, raw: RawEvent) -> Result<EventRecord> {
     let (id, project_id, event_id, issue_id, timestamp, received, primary_hash, payload) = raw;
     Ok(EventRecord {
         id,
@@ -803,7 +795,7 @@ fn finish_event(dicts: &Dictionaries, c: &Connection, raw: RawEvent) -> Result<E
     })
 }
 
-fn tag_values(c: &Connection, issue_id: i64, key: &str, limit: i64) -> Result<Vec<TagValue>> {
+fn tag_values(c: &Db, issue_id: i64, key: &str, limit: i64) -> Result<Vec<TagValue>> {
     let mut stmt = c.prepare_cached(
         "SELECT value, count, first_seen, last_seen FROM issue_tags WHERE issue_id = ?1 AND key = ?2
          ORDER BY count DESC, value LIMIT ?3",
@@ -827,7 +819,7 @@ pub(crate) fn like_pattern(s: &str) -> String {
     format!("%{escaped}%")
 }
 
-fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
+fn list_issues(c: &Db, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
     let mut sql = format!("SELECT {ISSUE_COLS} FROM {ISSUE_FROM} WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let arg = |v: rusqlite::types::Value, args: &mut Vec<rusqlite::types::Value>| {
@@ -883,8 +875,9 @@ fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
     }
     for word in &q.search.text {
         let p = arg(V::Text(like_pattern(word)), &mut args);
+        let like = c.dialect().ilike();
         sql.push_str(&format!(
-            " AND (i.title LIKE {p} ESCAPE '\\' OR i.culprit LIKE {p} ESCAPE '\\')"
+            " AND (i.title {like} {p} ESCAPE '\\' OR i.culprit {like} {p} ESCAPE '\\')"
         ));
     }
     let order = match q.sort {
@@ -901,7 +894,7 @@ fn list_issues(c: &Connection, q: &IssueQuery) -> Result<(Vec<Issue>, bool)> {
     ));
     let mut stmt = c.prepare(&sql)?;
     let mut rows: Vec<Issue> = stmt
-        .query_map(params_from_iter(args), issue_row)?
+        .query_map(&args, issue_row)?
         .collect::<rusqlite::Result<_>>()?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

@@ -3,18 +3,20 @@
 
 use bugbane_core::crons::Reported;
 use bugbane_core::health::{AggregateFacts, SessionFacts};
-use rusqlite::{params, params_from_iter};
+use rusqlite::params;
+
+use crate::db::Row;
 use serde_json::Value;
 
 use crate::error::Result;
 use crate::model::{FeedbackRow, Issue, LogQuery, LogRow, MonitorRow, ReleaseRow};
-use crate::sqlite::Store;
+use crate::store::Store;
 
 const FEEDBACK_SELECT: &str = "SELECT f.id, f.kind, f.event_id, f.associated_event_id,
     (SELECT e.issue_id FROM events e WHERE e.project_id = f.project_id AND e.event_id = f.associated_event_id),
     f.name, f.email, f.message, f.url, f.timestamp FROM feedback f";
 
-fn feedback_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackRow> {
+fn feedback_row(r: &Row<'_>) -> rusqlite::Result<FeedbackRow> {
     Ok(FeedbackRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -29,7 +31,7 @@ fn feedback_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackRow> {
     })
 }
 
-fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+fn log_row(r: &Row<'_>) -> rusqlite::Result<LogRow> {
     let attributes: String = r.get(7)?;
     Ok(LogRow {
         id: r.get(0)?,
@@ -99,22 +101,21 @@ impl Store {
             }
             for word in &q.text {
                 let p = arg(crate::queries::like_pattern(word).into(), &mut args);
-                sql.push_str(&format!(" AND body LIKE {p} ESCAPE '\\'"));
+                let like = c.dialect().ilike();
+                sql.push_str(&format!(" AND body {like} {p} ESCAPE '\\'"));
             }
             for (k, v) in &q.attributes {
                 // Attributes are `{"key": {"type": …, "value": …}}` (or plain values).
-                let path = format!("$.\"{}\"", k.replace('"', ""));
-                let p = arg(path.into(), &mut args);
+                let p = arg(k.replace('"', "").into(), &mut args);
                 let val = arg(v.clone().into(), &mut args);
-                sql.push_str(&format!(
-                    " AND (CAST(json_extract(attributes, {p} || '.value') AS TEXT) = {val}
-                          OR CAST(json_extract(attributes, {p}) AS TEXT) = {val})"
-                ));
+                let typed = c.dialect().json_text("attributes", &p, Some("value"));
+                let plain = c.dialect().json_text("attributes", &p, None);
+                sql.push_str(&format!(" AND ({typed} = {val} OR {plain} = {val})"));
             }
             let lim = arg(q.limit.into(), &mut args);
             sql.push_str(&format!(" ORDER BY timestamp DESC, id DESC LIMIT {lim}"));
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args.iter()), log_row)?;
+            let rows = stmt.query_map(&args, log_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -161,7 +162,7 @@ impl Store {
             let sessions = c
                 .prepare_cached(
                     "SELECT release, status, errors, did FROM sessions WHERE project_id = ?1 AND started >= ?2
-                     AND (?3 IS NULL OR release = ?3)",
+                     AND (release = ?3 OR ?3 IS NULL)",
                 )?
                 .query_map(params![project_id, since, release], |r| {
                     Ok(SessionFacts { release: r.get(0)?, status: r.get(1)?, errors: r.get(2)?, did: r.get(3)? })
@@ -170,7 +171,7 @@ impl Store {
             let aggregates = c
                 .prepare_cached(
                     "SELECT release, SUM(exited), SUM(errored), SUM(abnormal), SUM(crashed) FROM session_aggregates
-                     WHERE project_id = ?1 AND started >= ?2 AND (?3 IS NULL OR release = ?3) GROUP BY release",
+                     WHERE project_id = ?1 AND started >= ?2 AND (release = ?3 OR ?3 IS NULL) GROUP BY release",
                 )?
                 .query_map(params![project_id, since, release], |r| {
                     Ok(AggregateFacts {
@@ -198,11 +199,12 @@ impl Store {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT day, SUM(n), SUM(crashed) FROM (
-                   SELECT CAST(started / 86400 AS INTEGER) AS day, 1 AS n, status = 'crashed' AS crashed
+                   SELECT CAST(FLOOR(started / 86400) AS BIGINT) AS day, 1 AS n,
+                     CASE WHEN status = 'crashed' THEN 1 ELSE 0 END AS crashed
                      FROM sessions WHERE project_id = ?1 AND started >= ?2 AND release = ?3
                    UNION ALL
-                   SELECT CAST(started / 86400 AS INTEGER), exited + errored + abnormal + crashed, crashed
-                     FROM session_aggregates WHERE project_id = ?1 AND started >= ?2 AND release = ?3)
+                   SELECT CAST(FLOOR(started / 86400) AS BIGINT), exited + errored + abnormal + crashed, crashed
+                     FROM session_aggregates WHERE project_id = ?1 AND started >= ?2 AND release = ?3) AS days
                  GROUP BY day ORDER BY day",
             )?;
             let rows = stmt.query_map(params![project_id, since, version], |r| {
@@ -239,10 +241,11 @@ impl Store {
                 "i.project_id = ?1 AND i.first_release = ?2 ORDER BY i.times_seen DESC LIMIT 100",
                 params![project_id, version],
             )?;
+            let version_of = c.dialect().json_text("a.data", "'version'", None);
             let regressed = crate::queries::issues_where(
                 c,
-                "i.project_id = ?1 AND i.id IN (SELECT a.issue_id FROM activity a WHERE a.type = 'set_regression'
-                   AND json_extract(a.data, '$.version') = ?2) ORDER BY i.last_seen DESC LIMIT 100",
+                &format!("i.project_id = ?1 AND i.id IN (SELECT a.issue_id FROM activity a WHERE a.type = 'set_regression'
+                   AND {version_of} = ?2) ORDER BY i.last_seen DESC LIMIT 100"),
                 params![project_id, version],
             )?;
             Ok((new, regressed))
@@ -284,7 +287,7 @@ impl Store {
                    AND c2.monitor_slug = c.monitor_slug AND c2.check_in_id = c.check_in_id ORDER BY c2.id DESC LIMIT 1),
                    MAX(duration)
                  FROM check_ins c WHERE project_id = ?1 AND monitor_slug = ?2 AND timestamp >= ?3 AND check_in_id != ''
-                 GROUP BY check_in_id
+                 GROUP BY project_id, monitor_slug, check_in_id
                  UNION ALL
                  SELECT '', timestamp, status, duration FROM check_ins
                  WHERE project_id = ?1 AND monitor_slug = ?2 AND timestamp >= ?3 AND check_in_id = ''

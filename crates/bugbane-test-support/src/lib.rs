@@ -1,5 +1,9 @@
-//! Test helpers: a real server on an ephemeral loopback port over a temporary SQLite
-//! database, an API client with an admin token, and the captured SDK fixtures.
+//! Test helpers: a real server on an ephemeral loopback port over a temporary database,
+//! an API client with an admin token, and the captured SDK fixtures.
+//!
+//! The database is a SQLite file in a temporary directory, or, when
+//! `BUGBANE_TEST_DATABASE_URL` names a PostgreSQL server, a fresh database created there
+//! for each server and dropped afterwards: the same tests then run on both engines.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,12 +33,71 @@ pub fn shared_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
+/// A fresh PostgreSQL database for one test, dropped with this value; `None` when the
+/// tests run on SQLite (`BUGBANE_TEST_DATABASE_URL` unset).
+pub struct TestDatabase {
+    /// Its URL, for `--database-url`.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+static DATABASES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl TestDatabase {
+    /// Creates an empty database when the tests run on PostgreSQL.
+    pub fn create() -> Option<TestDatabase> {
+        let admin_url = std::env::var("BUGBANE_TEST_DATABASE_URL").ok()?;
+        let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("bugbane_test_{}_{n}_{nanos}", std::process::id());
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
+        let url = format!("{base}/{name}");
+        // The synchronous client runs its own runtime, so it gets a thread of its own.
+        let (admin, db) = (admin_url.clone(), name.clone());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+                .expect("connect to BUGBANE_TEST_DATABASE_URL");
+            client
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .expect("create test database");
+        })
+        .join()
+        .expect("creating the test database");
+        Some(TestDatabase {
+            url,
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, db) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
+}
+
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub store: Store,
     pub app: Arc<App>,
     pub http: reqwest::Client,
+    /// The PostgreSQL database behind it, when the tests run on PostgreSQL.
+    pub database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,12 +110,24 @@ impl TestServer {
     /// Starts a server with the given settings, bootstrapped, plus the fixtures' project
     /// (id 42, key `0123…cdef`).
     pub async fn start_with(config: Config) -> TestServer {
+        Self::start_over(config, TestDatabase::create()).await
+    }
+
+    /// Like [`TestServer::start_with`], on SQLite whatever engine the suite runs on (the
+    /// source of a migration, say).
+    pub async fn start_on_sqlite(config: Config) -> TestServer {
+        Self::start_over(config, None).await
+    }
+
+    async fn start_over(config: Config, database: Option<TestDatabase>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(
             dir.path(),
             StoreOptions {
                 spool_queue: config.storage.spool_queue,
                 fsync: false,
+                database_url: database.as_ref().map(|d| d.url.clone()),
+                ..Default::default()
             },
         )
         .expect("open store");
@@ -94,6 +169,7 @@ impl TestServer {
             store,
             app,
             http: reqwest::Client::new(),
+            database,
             _dir: dir,
         }
     }

@@ -21,6 +21,10 @@ struct Cli {
         default_value = "./bugbane-data"
     )]
     data: PathBuf,
+    /// PostgreSQL database to use instead of the SQLite file in the data directory
+    /// (`postgres://user:password@host:5432/dbname`); several processes may share one.
+    #[arg(long, global = true, env = "BUGBANE_DATABASE_URL")]
+    database_url: Option<String>,
     /// Configuration file (TOML); see `bugbane config example`.
     #[arg(long, global = true, env = "BUGBANE_CONFIG")]
     config: Option<PathBuf>,
@@ -35,6 +39,10 @@ enum Command {
         /// Address to listen on (overrides the configuration).
         #[arg(long)]
         bind: Option<String>,
+        /// What this process does: ingest (SDK endpoints), web (API and dashboard), worker
+        /// (processing, alerts, monitors, retention) or all. Split roles need PostgreSQL.
+        #[arg(long, env = "BUGBANE_ROLE")]
+        role: Option<bugbane_server::Role>,
     },
     /// Manage projects.
     #[command(subcommand)]
@@ -54,6 +62,17 @@ enum Command {
         /// A new or empty directory for the copy.
         #[arg(long)]
         to: PathBuf,
+    },
+    /// Copy a whole SQLite installation into a PostgreSQL database: every project, issue,
+    /// event and setting, and envelopes not yet processed. Stop the server first (or copy
+    /// a `bugbane backup`). Counts are checked table by table; safe to re-run.
+    MigrateData {
+        /// The SQLite data directory to copy from.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into (`postgres://…`).
+        #[arg(long)]
+        to: String,
     },
     /// Send a realistic error event to a DSN, to check an installation.
     SendTestEvent {
@@ -126,15 +145,28 @@ pub fn run() -> Result<()> {
         return Ok(());
     }
     let mut config = crate::config::load(cli.config.as_deref())?;
+    if let Some(url) = cli.database_url {
+        config.storage.database_url = Some(url);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { bind } => {
+            Command::Serve { bind, role } => {
                 if let Some(b) = bind {
                     config.server.bind = b;
+                }
+                if let Some(r) = role {
+                    config.server.role = r;
+                }
+                if config.server.role != bugbane_server::Role::All
+                    && config.storage.database_url.is_none()
+                {
+                    bail!(
+                        "split roles need a shared PostgreSQL database (--database-url); the embedded SQLite database serves one process, with every role"
+                    );
                 }
                 serve(cli.data, config).await
             }
@@ -198,6 +230,26 @@ pub fn run() -> Result<()> {
                 println!("backed up {} MB into {}", bytes >> 20, to.display());
                 Ok(())
             }
+            Command::MigrateData { from, to } => {
+                if !from.join("bugbane.sqlite3").is_file() {
+                    bail!("{} holds no Bugbane database", from.display());
+                }
+                let mut sqlite = config.clone();
+                sqlite.storage.database_url = None;
+                let source = open_store(&from, &sqlite)?;
+                let mut pg = config.clone();
+                pg.storage.database_url = Some(to);
+                let target = open_store(&from, &pg)?;
+                let report = source
+                    .copy_into(&target)
+                    .await
+                    .context("copying into PostgreSQL")?;
+                for t in &report {
+                    println!("{:<20} {:>10} rows", t.table, t.target);
+                }
+                println!("copied {} tables; every count matches", report.len());
+                Ok(())
+            }
             Command::SendTestEvent { dsn, message } => {
                 crate::test_event::send(&dsn, &message).await
             }
@@ -212,9 +264,14 @@ fn open_store(data: &std::path::Path, config: &Config) -> Result<Store> {
         StoreOptions {
             spool_queue: config.storage.spool_queue,
             fsync: config.storage.fsync,
+            database_url: config.storage.database_url.clone(),
+            spool_lease_secs: config.storage.spool_lease_seconds,
         },
     )
-    .with_context(|| format!("opening the database in {}", data.display()))
+    .with_context(|| match config.storage.database_url {
+        Some(_) => "opening the PostgreSQL database".to_owned(),
+        None => format!("opening the database in {}", data.display()),
+    })
 }
 
 fn dsn(config: &Config, public_key: &str, project_id: i64) -> String {

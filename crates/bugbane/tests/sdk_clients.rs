@@ -302,7 +302,7 @@ async fn real_sdks_end_to_end() {
     }
 
     // Everything else each SDK sent is stored in structured form.
-    let store = bugbane_store::Store::open(dir.path(), bugbane_store::StoreOptions::default())
+    let store = bugbane_store::Store::open(dir.path(), common::store_options(dir.path()))
         .expect("open store");
     let projects = store
         .projects(Some("default".into()), None, true)

@@ -50,9 +50,14 @@ async fn events_compressed_with_a_trained_dictionary_read_back() {
         "a dictionary was trained and stored"
     );
     // A second store on the same files (as after a restart) loads the dictionary from disk.
-    let reopened =
-        bugbane_store::Store::open(server.data_dir(), bugbane_store::StoreOptions::default())
-            .expect("reopen");
+    let reopened = bugbane_store::Store::open(
+        server.data_dir(),
+        bugbane_store::StoreOptions {
+            database_url: server.database.as_ref().map(|d| d.url.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("reopen");
     for n in [0, total / 2, total - 1] {
         let e = reopened
             .event(FIXTURE_PROJECT, format!("{n:032x}"))

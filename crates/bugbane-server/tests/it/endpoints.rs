@@ -306,6 +306,11 @@ async fn ingestion_stops_before_the_disk_fills() {
     // A floor no disk can satisfy.
     config.ingest.min_free_disk_mb = u64::MAX >> 21;
     let server = TestServer::start_with(config).await;
+    if server.database.is_some() {
+        // The spool lives in PostgreSQL, on the database server's disk, not in the data
+        // directory this floor guards.
+        return;
+    }
     let mut last = (0, Value::Null);
     for _ in 0..100 {
         last = server

@@ -2,12 +2,45 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use bugbane_test_support::TestDatabase;
 use serde_json::Value;
+
+/// On PostgreSQL, each data directory of a test stands for one fresh database, kept for
+/// the test binary's life (so restarts find their data).
+static DATABASES: LazyLock<Mutex<HashMap<PathBuf, TestDatabase>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The PostgreSQL database behind `data`, when the tests run on PostgreSQL.
+pub fn database_url(data: &Path) -> Option<String> {
+    let mut dbs = DATABASES.lock().expect("databases");
+    if let Some(db) = dbs.get(data) {
+        return Some(db.url.clone());
+    }
+    let db = TestDatabase::create()?;
+    let url = db.url.clone();
+    dbs.insert(data.to_owned(), db);
+    Some(url)
+}
+
+/// Options to open the store of the installation in `data` from the test itself.
+pub fn store_options(data: &Path) -> bugbane_store::StoreOptions {
+    bugbane_store::StoreOptions {
+        database_url: database_url(data),
+        ..Default::default()
+    }
+}
+
+/// Whether the tests run on PostgreSQL rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var_os("BUGBANE_TEST_DATABASE_URL").is_some()
+}
 
 /// A `bugbane serve` process on a loopback port.
 pub struct Server {
@@ -62,6 +95,9 @@ pub fn bugbane(data: &Path, port: u16) -> Command {
         .arg(data)
         .env("BUGBANE_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn");
+    if let Some(url) = database_url(data) {
+        cmd.env("BUGBANE_DATABASE_URL", url);
+    }
     cmd
 }
 

@@ -1,0 +1,492 @@
+//! The handle every caller uses, over either engine.
+//!
+//! One writer thread per process owns the only write connection. Spool requests that
+//! arrive while a commit is in progress queue up and are committed together in the next
+//! transaction (group commit); other writes run as jobs between spool batches. Reads use a
+//! small pool of connections on the blocking thread pool, so API queries never wait for the
+//! writer. With PostgreSQL, several processes may do all this over one database; what must
+//! happen once across them is claimed with row leases (see `leases` and the spool claim).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use rusqlite::params;
+
+use crate::db::{Db, Params};
+use crate::error::{Error, Result};
+use crate::ingest::{SpoolEntry, commit_spool_batch};
+
+/// Most envelopes one group commit writes.
+const MAX_SPOOL_BATCH: usize = 4096;
+
+/// Tuning for the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Envelopes waiting for the writer before new ones are refused.
+    pub spool_queue: usize,
+    /// SQLite: `synchronous=FULL` (fsync on every commit) when true; `NORMAL` survives
+    /// process crashes but not power loss. (PostgreSQL follows its own settings.)
+    pub fsync: bool,
+    /// `postgres://` URL of a PostgreSQL database to use instead of the embedded SQLite.
+    pub database_url: Option<String>,
+    /// PostgreSQL: how long a process holds spooled envelopes it claimed before another
+    /// may take them over (so it bounds how late a dead process's claim is processed).
+    pub spool_lease_secs: f64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            spool_queue: 8192,
+            fsync: true,
+            database_url: None,
+            spool_lease_secs: 30.0,
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+enum Msg {
+    Spool(SpoolEntry, oneshot::Sender<Result<i64>>),
+    Job(Job),
+}
+
+/// How often an idle writer does its engine's housekeeping (SQLite: folds the WAL back
+/// into the database and truncates it, so it neither grows without bound nor keeps old
+/// unscrubbed spool pages around).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+
+/// Where the data lives.
+#[derive(Clone, Debug)]
+enum Engine {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Engine {
+    fn connect(&self, read_only: bool, fsync: bool) -> Result<Db> {
+        match self {
+            Engine::Sqlite(path) => crate::sqlite::open_conn(path, read_only, fsync),
+            Engine::Postgres(url) => Db::connect_pg(url),
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dicts: Arc<crate::codec::Dictionaries>,
+    engine: Engine,
+    tx: mpsc::Sender<Msg>,
+    readers: Mutex<Vec<Db>>,
+    /// This process's name in leases it takes.
+    node: String,
+    spool_lease_secs: f64,
+    spooled: Arc<Notify>,
+    /// Envelopes committed to the spool and not yet processed. Counted where the commits
+    /// happen, so a client that hangs up mid-request cannot skew it.
+    backlog: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A PostgreSQL connection says goodbye by blocking on its own runtime, which must
+        // not happen on an async worker thread (where the last handle may be dropped).
+        let readers = self
+            .readers
+            .get_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        if !readers.is_empty() {
+            std::thread::spawn(move || drop(readers));
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = match &self.inner.engine {
+            Engine::Sqlite(path) => path.display().to_string(),
+            Engine::Postgres(_) => "postgresql".to_owned(),
+        };
+        f.debug_struct("Store").field("engine", &engine).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database — PostgreSQL when
+    /// `options.database_url` is set, else SQLite in `data_dir` — and starts the writer
+    /// thread.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        if options.database_url.is_none() {
+            return Store::open_on_this_thread(data_dir, options);
+        }
+        // The synchronous PostgreSQL client drives its own small runtime, which must not
+        // start on a thread that is already running async tasks.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Store::open_on_this_thread(data_dir, options))
+                .join()
+                .unwrap_or(Err(Error::Closed))
+        })
+    }
+
+    fn open_on_this_thread(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        let engine = match &options.database_url {
+            Some(url) => Engine::Postgres(url.clone()),
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|source| Error::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                })?;
+                Engine::Sqlite(data_dir.join("bugbane.sqlite3"))
+            }
+        };
+        let mut conn = engine.connect(false, options.fsync)?;
+        match engine {
+            Engine::Sqlite(_) => crate::sqlite::migrate(&mut conn)?,
+            Engine::Postgres(_) => crate::postgres::migrate(&mut conn)?,
+        }
+        let dicts = Arc::new(crate::codec::Dictionaries::default());
+        dicts.load(&conn)?;
+        let (tx, rx) = mpsc::channel(options.spool_queue.max(1));
+        let spooled = Arc::new(Notify::new());
+        let notify = spooled.clone();
+        let pending = count(&conn, "SELECT COUNT(*) FROM spool", params![])?;
+        let backlog = Arc::new(std::sync::atomic::AtomicI64::new(pending));
+        let writer_backlog = backlog.clone();
+        let thread_failed = |source| Error::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        };
+        std::thread::Builder::new()
+            .name("bugbane-writer".into())
+            .spawn(move || writer_loop(conn, rx, notify, writer_backlog))
+            .map_err(thread_failed)?;
+        if let Engine::Postgres(_) = &engine {
+            // Other processes spool and process too: the backlog is the shared table's.
+            let conn = engine.connect(true, false)?;
+            let shared = backlog.clone();
+            std::thread::Builder::new()
+                .name("bugbane-backlog".into())
+                .spawn(move || crate::postgres::watch_backlog(conn, shared))
+                .map_err(thread_failed)?;
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dicts,
+                engine,
+                tx,
+                readers: Mutex::new(Vec::new()),
+                node: node_name(),
+                spool_lease_secs: options.spool_lease_secs,
+                spooled,
+                backlog,
+            }),
+        })
+    }
+
+    /// A new connection of its own to this store's database.
+    pub(crate) fn connect_new(&self, read_only: bool) -> Result<Db> {
+        self.inner.engine.connect(read_only, true)
+    }
+
+    /// This process's name in the leases it holds.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Takes or renews the lease on job `name` for `secs` unless another process holds an
+    /// unexpired one; true when this process holds it now.
+    pub async fn try_lease(&self, name: &'static str, secs: f64) -> Result<bool> {
+        let holder = self.inner.node.clone();
+        self.write(move |tx| {
+            let t = now();
+            let n = tx.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.until < ?4 OR leases.holder = excluded.holder",
+                params![name, holder, t + secs, t],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub(crate) fn spool_lease_secs(&self) -> f64 {
+        self.inner.spool_lease_secs
+    }
+
+    /// Whether the data lives in PostgreSQL (shared by several processes) rather than in
+    /// this process's SQLite file.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.engine, Engine::Postgres(_))
+    }
+
+    /// This database's compression dictionaries.
+    pub(crate) fn dicts(&self) -> Arc<crate::codec::Dictionaries> {
+        self.inner.dicts.clone()
+    }
+
+    /// Writes a consistent copy of the SQLite database into `dir` (created if needed; it
+    /// must not already hold one) while writers go on; returns the copy's size. The copy
+    /// is compacted and is a complete data directory. (PostgreSQL is backed up with its
+    /// own tools.)
+    pub async fn backup(&self, dir: &Path) -> Result<u64> {
+        if self.is_shared() {
+            return Err(Error::Conflict(
+                "this installation uses PostgreSQL: back it up with pg_dump".into(),
+            ));
+        }
+        let dir = dir.to_owned();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let target = dir.join("bugbane.sqlite3");
+        if target.exists() {
+            return Err(Error::Conflict(format!(
+                "{} already exists",
+                target.display()
+            )));
+        }
+        let path = target.display().to_string();
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [&path])?;
+            Ok(())
+        })
+        .await?;
+        Ok(std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Envelopes acknowledged and not yet processed.
+    pub fn backlog(&self) -> i64 {
+        self.inner
+            .backlog
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts processed envelopes out of the backlog.
+    pub(crate) fn processed_out(&self, n: i64) {
+        self.inner
+            .backlog
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Wakes when a spool batch was committed, so processing need not poll.
+    pub fn spooled(&self) -> Arc<Notify> {
+        self.inner.spooled.clone()
+    }
+
+    /// Spools an envelope and resolves once its batch is committed to disk. Refuses at once
+    /// with [`Error::SpoolFull`] when the writer's queue is full.
+    pub async fn spool(&self, entry: SpoolEntry) -> Result<i64> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .try_send(Msg::Spool(entry, reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::SpoolFull,
+                mpsc::error::TrySendError::Closed(_) => Error::Closed,
+            })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Folds the WAL into the database and truncates it. The writer does this by itself
+    /// after bursts; an idle server calls it now and then so the WAL does not linger.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Db| {
+            crate::sqlite::checkpoint(conn);
+            let _ = reply.send(());
+        });
+        self.inner
+            .tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Finishes pending writes (they are queued before this) and checkpoints the WAL;
+    /// call before the process exits.
+    pub async fn close(&self) -> Result<()> {
+        self.checkpoint().await
+    }
+
+    /// Runs `f` in a write transaction on the writer thread.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Db| {
+            let result = conn.transaction().and_then(|tx| {
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            });
+            let _ = reply.send(result);
+        });
+        self.inner
+            .tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Like [`Store::write`], but runs `f` again from the start when PostgreSQL aborted the
+    /// transaction because another process wrote the same rows (a deadlock, or a unique
+    /// key inserted first), so concurrent writers never lose or duplicate an update.
+    pub(crate) async fn write_retrying<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Db) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Db| {
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                let result = conn.transaction().and_then(|tx| {
+                    let out = f(&tx)?;
+                    tx.commit()?;
+                    Ok(out)
+                });
+                match result {
+                    Err(e) if e.is_retryable() && attempt < 8 => {
+                        tracing::debug!(error = %e, attempt, "retrying a contended transaction");
+                        std::thread::sleep(Duration::from_millis(5 * attempt));
+                    }
+                    other => break other,
+                }
+            };
+            let _ = reply.send(result);
+        });
+        self.inner
+            .tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on a read-only connection from the pool, on the blocking thread pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => inner.engine.connect(true, false)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut p) = inner.readers.lock()
+                && p.len() < 8
+            {
+                p.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|_| Error::Closed)?
+    }
+}
+
+fn writer_loop(
+    mut conn: Db,
+    mut rx: mpsc::Receiver<Msg>,
+    spooled: Arc<Notify>,
+    backlog: Arc<std::sync::atomic::AtomicI64>,
+) {
+    let mut spools: Vec<(SpoolEntry, oneshot::Sender<Result<i64>>)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut last_checkpoint = std::time::Instant::now();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Spool(e, r) => spools.push((e, r)),
+                Msg::Job(j) => jobs.push(j),
+            }
+            if spools.len() < MAX_SPOOL_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !spools.is_empty() {
+            let batch = std::mem::take(&mut spools);
+            let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match commit_spool_batch(&mut conn, &entries) {
+                Ok(ids) => {
+                    // Counted before anyone hears back, so a client that saw its 200 never
+                    // sees a backlog without its envelope.
+                    backlog.fetch_add(entries.len() as i64, std::sync::atomic::Ordering::Relaxed);
+                    for (reply, id) in replies.into_iter().zip(ids) {
+                        let _ = reply.send(Ok(id));
+                    }
+                    spooled.notify_one();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, envelopes = entries.len(), "spool commit failed");
+                    for reply in replies {
+                        let _ =
+                            reply.send(Err(Error::Conflict(format!("spool commit failed: {e}"))));
+                    }
+                }
+            }
+        }
+        for job in jobs.drain(..) {
+            job(&mut conn);
+        }
+        if rx.is_empty() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            crate::sqlite::checkpoint(&conn);
+            last_checkpoint = std::time::Instant::now();
+        }
+    }
+    crate::sqlite::checkpoint(&conn);
+}
+
+/// A name for this process that no other process sharing the database has.
+fn node_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+/// A time as people read it in notifications: `2026-11-26 06:45:00 UTC`.
+pub(crate) fn format_time(secs: f64) -> String {
+    let s = bugbane_core::time_fmt::format_rfc3339(secs);
+    match (s.get(..10), s.get(11..19)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => s,
+    }
+}
+
+/// Current time in UNIX seconds (the store stamps rows it creates itself).
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Runs a `COUNT(*)`.
+pub(crate) fn count(conn: &Db, sql: &str, p: impl Params) -> Result<i64> {
+    conn.query_row(sql, p, |r| r.get(0))
+}
