@@ -64,6 +64,13 @@ struct Args {
     /// each), then time the performance, release and trace pages over them.
     #[arg(long)]
     traces: Option<usize>,
+    /// Run over PostgreSQL: a fresh database is created (and dropped afterwards) on the
+    /// server this URL connects to, e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Bugbane processes sharing that database; connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Print the results as one JSON object as well.
     #[arg(long)]
     json: bool,
@@ -107,26 +114,36 @@ struct Server {
     data: tempfile::TempDir,
 }
 
-async fn start_server(binary: &PathBuf) -> Result<Server> {
+/// Starts one Bugbane process. The first process on a database prints the DSN and the
+/// administrator; later ones (`joining`) find the installation set up.
+async fn start_server(
+    binary: &PathBuf,
+    database_url: Option<&str>,
+    joining: Option<&Server>,
+) -> Result<Server> {
     let data = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = tokio::process::Command::new(binary)
-        .arg("--data")
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg("--data")
         .arg(data.path())
         .arg("serve")
         .env("BUGBANE_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    if let Some(url) = database_url {
+        cmd.env("BUGBANE_DATABASE_URL", url);
+    }
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     let pid = child.id().context("server pid")?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut dsn = None;
-    let mut admin = None;
+    let mut dsn = joining.map(|s| s.dsn.clone());
+    let mut admin = joining.and_then(|s| s.admin.clone());
     while dsn.is_none() {
         if Instant::now() > deadline {
             bail!("the server printed no DSN");
@@ -228,6 +245,21 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds used so far by every PostgreSQL server process on this machine.
+fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|pid| process_stats(pid).1)
+        .sum()
+}
+
 pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -243,9 +275,27 @@ async fn main() -> Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("bugbane"),
     };
-    let mut server = start_server(&binary).await?;
+    if args.nodes > 1 && args.postgres.is_none() {
+        bail!("several nodes share a PostgreSQL database: give --postgres");
+    }
+    let database = args
+        .postgres
+        .as_deref()
+        .map(bugbane_test_support::TestDatabase::create_on);
+    let db_url = database.as_ref().map(|d| d.url.clone());
+    let mut server = start_server(&binary, db_url.as_deref(), None).await?;
+    let mut others = Vec::new();
+    for _ in 1..args.nodes {
+        others.push(start_server(&binary, db_url.as_deref(), Some(&server)).await?);
+    }
+    let postgres_cpu_before = postgres_cpu();
     let workload = Arc::new(Workload::new(args.issues, args.size, !args.identity));
     let url = server.dsn.envelope_url();
+    // Connections are spread over the nodes, as a round-robin load balancer would.
+    let node_urls: Vec<String> = std::iter::once(server.port)
+        .chain(others.iter().map(|o| o.port))
+        .map(|p| url.replace(&format!(":{}/", server.port), &format!(":{p}/")))
+        .collect();
     let auth = format!(
         "Sentry sentry_key={}, sentry_version=7, sentry_client=bugbane-bench/0",
         server.dsn.public_key
@@ -285,7 +335,7 @@ async fn main() -> Result<()> {
     for w in 0..args.connections {
         let (http, url, auth, workload, counters, stop, seq) = (
             http.clone(),
-            url.clone(),
+            node_urls[w % node_urls.len()].clone(),
             auth.clone(),
             workload.clone(),
             counters.clone(),
@@ -373,15 +423,29 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let e2e_secs = start.elapsed().as_secs_f64();
-    let (rss_kib, cpu) = process_stats(server.pid);
+    let (mut rss_kib, mut cpu) = process_stats(server.pid);
+    for o in &others {
+        let (r, c) = process_stats(o.pid);
+        rss_kib = rss_kib.max(r);
+        cpu += c;
+    }
+    let postgres_cpu = postgres_cpu() - postgres_cpu_before;
     let idle = if args.pages {
         Some(pages::sample_idle(sign_in(&server).await?, 50).await)
     } else {
         None
     };
-    tokio::time::sleep(Duration::from_secs(11)).await; // let the idle writer checkpoint the WAL
-    let disk = dir_bytes(server.data.path());
+    let disk = match &database {
+        Some(db) => db.size(),
+        None => {
+            tokio::time::sleep(Duration::from_secs(11)).await; // let the idle writer checkpoint the WAL
+            dir_bytes(server.data.path())
+        }
+    };
     let _ = server.child.kill().await;
+    for mut o in others {
+        let _ = o.child.kill().await;
+    }
 
     latencies.sort_unstable();
     let processed_during_load = accepted.saturating_sub(backlog_at_end);
@@ -406,8 +470,11 @@ async fn main() -> Result<()> {
         "peak_backlog": peak_backlog,
         "latency_ms": {"p50": percentile(&latencies, 0.5), "p90": percentile(&latencies, 0.9), "p99": percentile(&latencies, 0.99),
                         "max": percentile(&latencies, 1.0)},
+        "engine": if database.is_some() { "postgresql" } else { "sqlite" },
+        "nodes": args.nodes,
         "server_peak_rss_mb": rss_kib as f64 / 1024.0,
         "server_cpu_ms_per_event": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { 0.0 },
+        "postgres_cpu_ms_per_event": if accepted > 0 && database.is_some() { postgres_cpu * 1000.0 / accepted as f64 } else { 0.0 },
         "disk_bytes_per_event": if accepted > 0 { disk as f64 / accepted as f64 } else { 0.0 },
         "pages_under_load_ms": under_load.as_ref().map(pages::Timings::json),
         "pages_idle_ms": idle.as_ref().map(pages::Timings::json),
@@ -444,10 +511,22 @@ async fn main() -> Result<()> {
         percentile(&latencies, 1.0)
     );
     println!(
-        "  server           peak RSS {:.1} MB, {:.3} ms CPU per event",
+        "  server           peak RSS {:.1} MB{}, {:.3} ms CPU per event",
         rss_kib as f64 / 1024.0,
+        if args.nodes > 1 {
+            " (largest node)"
+        } else {
+            ""
+        },
         report["server_cpu_ms_per_event"].as_f64().unwrap_or(0.0)
     );
+    if database.is_some() {
+        println!(
+            "  postgresql       {} node(s); the database server used {:.3} ms CPU per event",
+            args.nodes,
+            report["postgres_cpu_ms_per_event"].as_f64().unwrap_or(0.0)
+        );
+    }
     println!(
         "  disk             {:.0} bytes per event",
         report["disk_bytes_per_event"].as_f64().unwrap_or(0.0)

@@ -707,11 +707,30 @@ impl Store {
         .await
     }
 
+    /// Partitions of a time-partitioned table by day (PostgreSQL; none on SQLite), for
+    /// operators and tests.
+    pub async fn partition_days(&self, table: &'static str) -> Result<Vec<i64>> {
+        self.read(move |c| {
+            if c.dialect() != crate::db::Dialect::Postgres {
+                return Ok(Vec::new());
+            }
+            Ok(crate::postgres::partitions(c, table)?
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect())
+        })
+        .await
+    }
+
     /// Deletes data received before `cutoff` (UNIX seconds). Issues left without events go
     /// too; the others keep exact event counts, hourly counts and first-seen times.
     /// (Distinct-user and tag-value counts keep covering the issue's whole life.)
     pub async fn sweep_retention(&self, cutoff: f64) -> Result<usize> {
         self.write(move |tx| {
+            let partitioned = tx.dialect() == crate::db::Dialect::Postgres;
+            if partitioned {
+                crate::postgres::ensure_partitions(tx, now())?;
+            }
             tx.execute("DROP TABLE IF EXISTS doomed", params![])?;
             tx.execute(
                 "CREATE TEMP TABLE doomed AS SELECT id, issue_id, CAST(FLOOR(timestamp / 3600) AS BIGINT) AS hour FROM events WHERE received < ?1",
@@ -728,7 +747,15 @@ impl Store {
                  WHERE id IN (SELECT issue_id FROM doomed)",
                 params![],
             )?;
-            let events = tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM doomed)", params![])?;
+            // On PostgreSQL whole days go at once (counters were adjusted above); the rest
+            // (the newest day, rows in the default partition) row by row.
+            let events = count(tx, "SELECT COUNT(*) FROM doomed", params![])? as usize;
+            if partitioned {
+                for (table, _) in crate::postgres::PARTITIONED {
+                    crate::postgres::drop_expired_partitions(tx, table, cutoff)?;
+                }
+            }
+            tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM doomed)", params![])?;
             tx.execute(
                 "UPDATE issues SET first_seen = (SELECT MIN(timestamp) FROM events e WHERE e.issue_id = issues.id)
                  WHERE id IN (SELECT issue_id FROM doomed)

@@ -153,7 +153,12 @@ impl Store {
         let mut conn = engine.connect(false, options.fsync)?;
         match engine {
             Engine::Sqlite(_) => crate::sqlite::migrate(&mut conn)?,
-            Engine::Postgres(_) => crate::postgres::migrate(&mut conn)?,
+            Engine::Postgres(_) => {
+                crate::postgres::migrate(&mut conn)?;
+                let tx = conn.transaction()?;
+                crate::postgres::ensure_partitions(&tx, now())?;
+                tx.commit()?;
+            }
         }
         let dicts = Arc::new(crate::codec::Dictionaries::default());
         dicts.load(&conn)?;
@@ -328,21 +333,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<T> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Db| {
-            let result = conn.transaction().and_then(|tx| {
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
-            });
-            let _ = reply.send(result);
-        });
-        self.inner
-            .tx
-            .send(Msg::Job(job))
-            .await
-            .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.on_writer(move |conn| in_transaction(conn, f)).await
     }
 
     /// Like [`Store::write`], but runs `f` again from the start when PostgreSQL aborted the
@@ -353,25 +344,31 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&Db) -> Result<T> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Db| {
+        self.on_writer(move |conn| {
             let mut attempt = 0;
-            let result = loop {
+            loop {
                 attempt += 1;
-                let result = conn.transaction().and_then(|tx| {
-                    let out = f(&tx)?;
-                    tx.commit()?;
-                    Ok(out)
-                });
-                match result {
+                match in_transaction(conn, &mut f) {
                     Err(e) if e.is_retryable() && attempt < 8 => {
                         tracing::debug!(error = %e, attempt, "retrying a contended transaction");
                         std::thread::sleep(Duration::from_millis(5 * attempt));
                     }
                     other => break other,
                 }
-            };
-            let _ = reply.send(result);
+            }
+        })
+        .await
+    }
+
+    /// Runs `job` on the writer thread's connection and returns what it returned.
+    async fn on_writer<T, J>(&self, job: J) -> Result<T>
+    where
+        T: Send + 'static,
+        J: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Db| {
+            let _ = reply.send(job(conn));
         });
         self.inner
             .tx
@@ -458,6 +455,14 @@ fn writer_loop(
         }
     }
     crate::sqlite::checkpoint(&conn);
+}
+
+/// Runs `f` in a transaction on `conn`, committing what it did unless it failed.
+fn in_transaction<T>(conn: &mut Db, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction()?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// A name for this process that no other process sharing the database has.

@@ -48,6 +48,12 @@ impl TestDatabase {
     /// Creates an empty database when the tests run on PostgreSQL.
     pub fn create() -> Option<TestDatabase> {
         let admin_url = std::env::var("BUGBANE_TEST_DATABASE_URL").ok()?;
+        Some(TestDatabase::create_on(&admin_url))
+    }
+
+    /// Creates an empty database on the PostgreSQL server `admin_url` connects to.
+    pub fn create_on(admin_url: &str) -> TestDatabase {
+        let admin_url = admin_url.to_owned();
         let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -70,11 +76,27 @@ impl TestDatabase {
         })
         .join()
         .expect("creating the test database");
-        Some(TestDatabase {
+        TestDatabase {
             url,
             admin_url,
             name,
+        }
+    }
+
+    /// Its size on the server, in bytes.
+    pub fn size(&self) -> u64 {
+        let (admin, db) = (self.admin_url.clone(), self.name.clone());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls).ok()?;
+            let row = client
+                .query_one("SELECT pg_database_size($1::text)", &[&db])
+                .ok()?;
+            row.try_get::<_, i64>(0).ok()
         })
+        .join()
+        .ok()
+        .flatten()
+        .unwrap_or(0) as u64
     }
 }
 

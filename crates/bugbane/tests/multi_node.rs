@@ -30,36 +30,33 @@ fn envelope(event_id: &str, k: usize) -> Vec<u8> {
     format!("{header}\n{item}\n{event}\n").into_bytes()
 }
 
+/// The shared backlog as a node reports it.
+async fn backlog(http: &reqwest::Client, node: &Server) -> Value {
+    let health: Value = http
+        .get(node.url("/_health/"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    health["backlog"].clone()
+}
+
 /// Waits until the shared spool is empty (every node reports the shared backlog).
 async fn drained(http: &reqwest::Client, node: &Server) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let health: Value = http
-            .get(node.url("/_health/"))
-            .send()
-            .await
-            .expect("health")
-            .json()
-            .await
-            .expect("json");
-        if health["backlog"] == 0 {
-            // The count is refreshed every half second; make sure it is a fresh zero.
+        // The count is refreshed every half second: wait for a zero seen twice, apart.
+        if backlog(http, node).await == 0 {
             tokio::time::sleep(Duration::from_millis(700)).await;
-            let again: Value = http
-                .get(node.url("/_health/"))
-                .send()
-                .await
-                .expect("health")
-                .json()
-                .await
-                .expect("json");
-            if again["backlog"] == 0 {
+            if backlog(http, node).await == 0 {
                 return;
             }
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "backlog did not drain: {health}"
+            "backlog did not drain"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -301,6 +301,60 @@ async fn retention_keeps_counters_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_whole_days_on_postgres() {
+    let server = TestServer::start().await;
+    if server.database.is_none() {
+        return; // SQLite tables are not partitioned
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let today = (now / 86400.0).floor() as i64;
+    for table in ["events", "transactions", "spans", "logs"] {
+        let days = server
+            .store
+            .partition_days(table)
+            .await
+            .expect("partitions");
+        assert_eq!(days, (today - 1..=today + 3).collect::<Vec<_>>(), "{table}");
+    }
+    for n in 0..2 {
+        let body = format!(
+            "{{}}\n{{\"type\":\"event\"}}\n{}\n",
+            json!({"message": "partitioned", "tags": {"n": n.to_string()}})
+        );
+        assert_eq!(server.send_envelope(body.into_bytes()).await.0, 200);
+    }
+    server.processed().await;
+    assert_eq!(server.issues("partitioned").await[0]["count"], "2");
+    // Everything up to the end of today: yesterday's and today's partitions go whole.
+    let end_of_today = ((today + 1) * 86400) as f64;
+    assert_eq!(
+        server
+            .store
+            .sweep_retention(end_of_today)
+            .await
+            .expect("sweep"),
+        2
+    );
+    let days = server
+        .store
+        .partition_days("events")
+        .await
+        .expect("partitions");
+    assert_eq!(days, (today + 1..=today + 3).collect::<Vec<_>>());
+    assert!(server.issues("partitioned").await.is_empty());
+    // Today's events now land in the default partition, and later sweeps leave them be.
+    let body = b"{}\n{\"type\":\"event\"}\n{\"message\":\"partitioned\"}\n".to_vec();
+    assert_eq!(server.send_envelope(body).await.0, 200);
+    server.processed().await;
+    assert_eq!(server.store.sweep_retention(0.0).await.expect("sweep"), 0);
+    assert_eq!(server.issues("partitioned").await[0]["count"], "1");
+    assert_eq!(server.store.counts(None).await.expect("counts").events, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingestion_stops_before_the_disk_fills() {
     let mut config = Config::default();
     // A floor no disk can satisfy.
