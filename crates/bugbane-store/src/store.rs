@@ -86,6 +86,9 @@ struct Inner {
     dicts: Arc<crate::codec::Dictionaries>,
     engine: Engine,
     tx: mpsc::Sender<Msg>,
+    /// Where write jobs go: the spool writer on SQLite (one writer in all); on PostgreSQL a
+    /// second writer with its own connection, so a long save never delays spooling.
+    jobs: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Db>>,
     /// This process's name in leases it takes.
     node: String,
@@ -176,6 +179,19 @@ impl Store {
             .name("bugbane-writer".into())
             .spawn(move || writer_loop(conn, rx, notify, writer_backlog))
             .map_err(thread_failed)?;
+        let jobs = match &engine {
+            Engine::Sqlite(_) => tx.clone(),
+            Engine::Postgres(_) => {
+                let conn = engine.connect(false, options.fsync)?;
+                let (jobs, rx) = mpsc::channel(options.spool_queue.max(1));
+                let (notify, backlog) = (Arc::new(Notify::new()), backlog.clone());
+                std::thread::Builder::new()
+                    .name("bugbane-jobs".into())
+                    .spawn(move || writer_loop(conn, rx, notify, backlog))
+                    .map_err(thread_failed)?;
+                jobs
+            }
+        };
         if let Engine::Postgres(_) = &engine {
             // Other processes spool and process too: the backlog is the shared table's.
             let conn = engine.connect(true, false)?;
@@ -190,6 +206,7 @@ impl Store {
                 dicts,
                 engine,
                 tx,
+                jobs,
                 readers: Mutex::new(Vec::new()),
                 node: node_name(),
                 spool_lease_secs: options.spool_lease_secs,
@@ -371,7 +388,7 @@ impl Store {
             let _ = reply.send(job(conn));
         });
         self.inner
-            .tx
+            .jobs
             .send(Msg::Job(job))
             .await
             .map_err(|_| Error::Closed)?;

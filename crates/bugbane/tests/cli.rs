@@ -90,6 +90,10 @@ async fn operator_commands_work_while_serving() {
     let (ok, _, err) =
         run(bugbane(dir.path(), port).args(["send-test-event", "--dsn", "not a dsn"]));
     assert!(!ok && err.contains("invalid DSN"), "{err}");
+    if !common::on_postgres() {
+        let (ok, _, err) = run(bugbane(dir.path(), port).args(["serve", "--role", "web"]));
+        assert!(!ok && err.contains("PostgreSQL"), "{err}");
+    }
     let (ok, _, err) = run(bugbane(dir.path(), port).args(["project", "create", "backend"]));
     assert!(!ok && err.contains("already exists"), "{err}");
 }

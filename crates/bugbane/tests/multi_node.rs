@@ -256,6 +256,52 @@ async fn three_processes_over_one_postgres_behave_as_one() {
         stored <= (3 * ISSUES * EVENTS_PER_ISSUE_PER_NODE + 3 * 400) as i64,
         "{stored} stored: more than was sent"
     );
+
+    // Split roles: an ingest-only process takes SDK traffic and nothing else, a web-only
+    // process serves people and nothing else, and the workers process what came in.
+    let role_dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let mut ingest_env = settings.to_vec();
+    ingest_env.push(("BUGBANE_ROLE", "ingest"));
+    let ingest = Server::start_with_env(role_dirs[0].path(), free_port(), &ingest_env);
+    let mut web_env = settings.to_vec();
+    web_env.push(("BUGBANE_ROLE", "web"));
+    let web = Server::start_with_env(role_dirs[1].path(), free_port(), &web_env);
+    let to = |server: &Server| Node {
+        base: server.url(""),
+        project: project.clone(),
+        key: key.clone(),
+        http: http.clone(),
+    };
+    let id = format!("{:032x}", 0xab1e);
+    assert!(
+        to(&ingest).send(envelope(&id, 0)).await,
+        "the ingest node accepts"
+    );
+    assert!(
+        !to(&web).send(envelope(&id, 0)).await,
+        "the web node takes no SDK traffic"
+    );
+    let api_on_ingest = http
+        .get(ingest.url("/api/0/projects/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(api_on_ingest.status(), 404, "the ingest node serves no API");
+    drained(&http, &web).await;
+    let event = http
+        .get(web.url(&format!("/api/0/projects/default/default/events/{id}/")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("event");
+    assert!(
+        event.status().is_success(),
+        "processed by a worker, served by web"
+    );
 }
 
 /// Where a sender task sends: a node's base URL and the project's DSN parts.
