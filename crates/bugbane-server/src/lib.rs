@@ -107,7 +107,8 @@ pub fn router(app: Arc<App>) -> Router {
 async fn health(
     axum::extract::State(app): axum::extract::State<Arc<App>>,
 ) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"ok": true, "backlog": app.backlog()}))
+    let backlog = app.store.pending().await.unwrap_or_else(|_| app.backlog());
+    axum::Json(serde_json::json!({"ok": true, "backlog": backlog}))
 }
 
 /// Starts the background tasks of this process's role: spool processing, alert delivery,

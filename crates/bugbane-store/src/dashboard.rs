@@ -342,6 +342,9 @@ impl Store {
     /// events and counters move to it and the others are deleted. Returns the survivor.
     pub async fn merge_issues(&self, ids: Vec<i64>, by: Option<i64>) -> Result<i64> {
         self.write(move |tx| {
+            if let Some(&first) = ids.first() {
+                crate::ingest::lock_issue_project(tx, first)?;
+            }
             let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
@@ -384,6 +387,7 @@ impl Store {
     pub async fn unmerge_hash(&self, issue_id: i64, hash: String, by: Option<i64>) -> Result<i64> {
         let dicts = self.dicts();
         self.write(move |tx| {
+            crate::ingest::lock_issue_project(tx, issue_id)?;
             let owner: Option<i64> = tx
                 .query_row(
                     "SELECT g.issue_id FROM grouphashes g JOIN issues i ON i.project_id = g.project_id AND i.id = g.issue_id

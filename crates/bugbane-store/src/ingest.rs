@@ -261,9 +261,27 @@ fn lock_projects(tx: &Db, batch: &[ProcessedEnvelope]) -> Result<()> {
     let mut projects: Vec<i64> = batch.iter().map(|e| e.project_id).collect();
     projects.sort_unstable();
     projects.dedup();
-    let mut stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock(?1)")?;
     for p in projects {
-        stmt.query_row([SAVE_LOCK_SPACE + p], |_| Ok(()))?;
+        tx.query_row(
+            "SELECT pg_advisory_xact_lock(?1)",
+            [SAVE_LOCK_SPACE + p],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Takes the save lock of the project owning `issue_id` (PostgreSQL; SQLite has one
+/// writer anyway), for changes that move events or hashes between issues: a save in
+/// another process must see them whole, before or after.
+pub(crate) fn lock_issue_project(tx: &Db, issue_id: i64) -> Result<()> {
+    if tx.dialect() == crate::db::Dialect::Postgres {
+        tx.query_row(
+            "SELECT pg_advisory_xact_lock(?1 + project_id) FROM issues WHERE id = ?2",
+            params![SAVE_LOCK_SPACE, issue_id],
+            |_| Ok(()),
+        )
+        .optional()?;
     }
     Ok(())
 }
@@ -277,12 +295,23 @@ const SAVE_LOCK_SPACE: i64 = 0x6275_6700_0000_0000;
 #[derive(Default)]
 struct BatchState<'a> {
     rules: crate::alerts::RuleCache,
+    /// Grouping hashes known to be stored, with their issue: a batch's events mostly
+    /// belong to a few issues, whose hashes need neither a lookup nor an insert again.
+    hashes: HashMap<(i64, &'a str), i64>,
+    /// Releases stored by this batch, with the earliest and latest times seen since, and
+    /// environments stored by it: the first event of each writes it (processing of later
+    /// events may read it), the others only widen the times, written once at the end.
+    releases: HashMap<(i64, &'a str), (f64, f64)>,
+    environments: std::collections::HashSet<(i64, &'a str)>,
     hourly: HashMap<(i64, i64), i64>,
     tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
 }
 
 impl BatchState<'_> {
     fn flush(self, tx: &Db) -> Result<()> {
+        for ((pid, version), (first, last)) in self.releases {
+            upsert_release(tx, pid, version, first, last)?;
+        }
         let mut stmt = tx.prepare_cached(
             "INSERT INTO issue_hourly (issue_id, hour, count) VALUES (?1, ?2, ?3) ON CONFLICT (issue_id, hour) DO UPDATE SET count = issue_hourly.count + excluded.count",
         )?;
@@ -329,6 +358,7 @@ fn save_envelope<'a>(
                 ])?;
                 note_release(
                     tx,
+                    state,
                     pid,
                     t.release.as_deref(),
                     t.environment.as_deref(),
@@ -377,6 +407,7 @@ fn save_envelope<'a>(
                 ])?;
                 note_release(
                     tx,
+                    state,
                     pid,
                     Some(&s.release),
                     s.environment.as_deref(),
@@ -403,6 +434,7 @@ fn save_envelope<'a>(
                     ])?;
                     note_release(
                         tx,
+                        state,
                         pid,
                         Some(&a.release),
                         a.environment.as_deref(),
@@ -502,26 +534,43 @@ fn save_envelope<'a>(
     Ok(())
 }
 
-fn note_release(
+fn note_release<'a>(
     tx: &Db,
+    state: &mut BatchState<'a>,
     pid: i64,
-    release: Option<&str>,
-    env: Option<&str>,
+    release: Option<&'a str>,
+    env: Option<&'a str>,
     ts: f64,
 ) -> Result<()> {
     if let Some(r) = release {
-        tx.prepare_cached(
-            "INSERT INTO releases (project_id, version, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (project_id, version) DO UPDATE SET first_seen = LEAST(releases.first_seen, excluded.first_seen), last_seen = GREATEST(releases.last_seen, excluded.last_seen)",
-        )?
-        .execute(params![pid, r, ts])?;
+        match state.releases.get_mut(&(pid, r)) {
+            Some((first, last)) => {
+                *first = first.min(ts);
+                *last = last.max(ts);
+            }
+            None => {
+                upsert_release(tx, pid, r, ts, ts)?;
+                state.releases.insert((pid, r), (ts, ts));
+            }
+        }
     }
-    if let Some(e) = env {
+    if let Some(e) = env
+        && state.environments.insert((pid, e))
+    {
         tx.prepare_cached(
             "INSERT INTO environments (project_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
         .execute(params![pid, e])?;
     }
+    Ok(())
+}
+
+fn upsert_release(tx: &Db, pid: i64, version: &str, first: f64, last: f64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO releases (project_id, version, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (project_id, version) DO UPDATE SET first_seen = LEAST(releases.first_seen, excluded.first_seen), last_seen = GREATEST(releases.last_seen, excluded.last_seen)",
+    )?
+    .execute(params![pid, version, first, last])?;
     Ok(())
 }
 
@@ -571,19 +620,21 @@ fn save_event<'a>(
     if exists.is_some() {
         return Ok(None);
     }
+    // The first hash, in order, that some issue owns decides the issue.
     let mut issue_id: Option<i64> = None;
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT issue_id FROM grouphashes WHERE project_id = ?1 AND hash = ?2",
-        )?;
-        for h in &ev.grouping.hashes {
-            if let Some(id) = stmt
-                .query_row(params![pid, h], |r| r.get::<_, i64>(0))
-                .optional()?
-            {
-                issue_id = Some(id);
-                break;
-            }
+    for h in &ev.grouping.hashes {
+        if let Some(&id) = state.hashes.get(&(pid, h.as_str())) {
+            issue_id = Some(id);
+            break;
+        }
+        let stored = tx
+            .prepare_cached("SELECT issue_id FROM grouphashes WHERE project_id = ?1 AND hash = ?2")?
+            .query_row(params![pid, h], |r| r.get::<_, i64>(0))
+            .optional()?;
+        if let Some(id) = stored {
+            state.hashes.insert((pid, h.as_str()), id);
+            issue_id = Some(id);
+            break;
         }
     }
     let new_issue = issue_id.is_none();
@@ -596,7 +647,12 @@ fn save_event<'a>(
             "INSERT INTO grouphashes (project_id, hash, issue_id, config) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?;
         for h in &ev.grouping.hashes {
-            stmt.execute(params![pid, h, issue_id, ev.grouping.config])?;
+            if state.hashes.contains_key(&(pid, h.as_str())) {
+                continue;
+            }
+            if stmt.execute(params![pid, h, issue_id, ev.grouping.config])? == 1 {
+                state.hashes.insert((pid, h.as_str()), issue_id);
+            }
         }
     }
     let primary_hash = ev.grouping.hashes.first().cloned().unwrap_or_default();
@@ -656,6 +712,7 @@ fn save_event<'a>(
     }
     note_release(
         tx,
+        state,
         pid,
         ev.release.as_deref(),
         ev.environment.as_deref(),

@@ -493,6 +493,7 @@ impl Store {
     /// Deletes an issue with its events, hashes and counters.
     pub async fn delete_issue(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
+            crate::ingest::lock_issue_project(tx, id)?;
             for sql in [
                 "DELETE FROM events WHERE issue_id = ?1",
                 "DELETE FROM grouphashes WHERE issue_id = ?1",

@@ -296,11 +296,25 @@ impl Store {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Counts processed envelopes out of the backlog.
+    /// Counts processed envelopes out of the backlog. (On PostgreSQL the backlog is the
+    /// shared spool's count, refreshed by its own thread: a local subtraction could count
+    /// a batch out twice.)
     pub(crate) fn processed_out(&self, n: i64) {
-        self.inner
-            .backlog
-            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        if !self.is_shared() {
+            self.inner
+                .backlog
+                .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Envelopes acknowledged and not yet processed, exactly: [`Store::backlog`] on SQLite;
+    /// a count of the shared spool on PostgreSQL, where `backlog` may lag by a moment.
+    pub async fn pending(&self) -> Result<i64> {
+        if !self.is_shared() {
+            return Ok(self.backlog());
+        }
+        self.read(|c| count(c, "SELECT COUNT(*) FROM spool", params![]))
+            .await
     }
 
     /// Wakes when a spool batch was committed, so processing need not poll.
