@@ -66,6 +66,9 @@ mod tests {
         assert_eq!(c.ingest.max_backlog, d.ingest.max_backlog);
         assert_eq!(c.retention.days, d.retention.days);
         assert_eq!(c.storage.spool_queue, d.storage.spool_queue);
+        assert_eq!(c.storage.spool_lease_seconds, d.storage.spool_lease_seconds);
+        assert_eq!(c.storage.database_url, d.storage.database_url);
+        assert_eq!(c.server.role, d.server.role);
         assert_eq!(c.alerts.max_attempts, d.alerts.max_attempts);
         assert_eq!(c.alerts.smtp_security, d.alerts.smtp_security);
         assert_eq!(c.alerts.from, d.alerts.from);
