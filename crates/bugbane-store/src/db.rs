@@ -292,10 +292,7 @@ impl Stmt<'_> {
             Stmt::SqliteOnce(s) => Ok(s.execute(rusqlite::params_from_iter(values))?),
             Stmt::Pg(p, s) => {
                 let args = pg_args(&values);
-                let refs: Vec<&(dyn PgToSql + Sync)> =
-                    args.iter().map(|a| a as &(dyn PgToSql + Sync)).collect();
-                let n = p.borrow_mut().client.execute(&*s, &refs)?;
-                Ok(n as usize)
+                Ok(p.borrow_mut().client.execute(&*s, &pg_refs(&args))? as usize)
             }
         }
     }
@@ -329,9 +326,7 @@ impl Stmt<'_> {
             Stmt::SqliteOnce(s) => s.query(rusqlite::params_from_iter(values))?,
             Stmt::Pg(p, s) => {
                 let args = pg_args(&values);
-                let refs: Vec<&(dyn PgToSql + Sync)> =
-                    args.iter().map(|a| a as &(dyn PgToSql + Sync)).collect();
-                let rows = p.borrow_mut().client.query(&*s, &refs)?;
+                let rows = p.borrow_mut().client.query(&*s, &pg_refs(&args))?;
                 for row in rows {
                     let mut values = Vec::with_capacity(row.len());
                     for i in 0..row.len() {
@@ -358,32 +353,17 @@ impl Stmt<'_> {
         P: Params,
         F: FnMut(&Row<'_>) -> rusqlite::Result<T>,
     {
-        let values = params.values();
-        let out: Vec<rusqlite::Result<T>> = match self {
-            Stmt::Sqlite(s) => s
-                .query_map(rusqlite::params_from_iter(values), |r| f(&Row::Sqlite(r)))?
-                .collect(),
-            Stmt::SqliteOnce(s) => s
-                .query_map(rusqlite::params_from_iter(values), |r| f(&Row::Sqlite(r)))?
-                .collect(),
-            Stmt::Pg(p, s) => {
-                let args = pg_args(&values);
-                let refs: Vec<&(dyn PgToSql + Sync)> =
-                    args.iter().map(|a| a as &(dyn PgToSql + Sync)).collect();
-                let rows = p.borrow_mut().client.query(&*s, &refs)?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let mut values = Vec::with_capacity(row.len());
-                    for i in 0..row.len() {
-                        values.push(row.try_get::<_, PgValue>(i)?.0);
-                    }
-                    out.push(f(&Row::Pg(&values)));
-                }
-                out
-            }
-        };
+        let mut out = Vec::new();
+        self.for_each(params, |r| {
+            out.push(f(r));
+            Ok(())
+        })?;
         Ok(out.into_iter())
     }
+}
+
+fn pg_refs(args: &[PgValue]) -> Vec<&(dyn PgToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn PgToSql + Sync)).collect()
 }
 
 fn pg_args(values: &[&dyn ToSql]) -> Vec<PgValue> {
