@@ -8,6 +8,8 @@
 //! are kept with their `contributes` flag and a hint so the dashboard can explain why
 //! events were grouped.
 
+use std::borrow::Cow;
+
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -171,17 +173,25 @@ fn fingerprint_of(event: &Map<String, Value>) -> Option<Vec<String>> {
 
 /// The default variants (`app`, `system`), with Sentry's pruning applied.
 fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
-    let mut out: Vec<(GroupingVariant, bool)> = ["app", "system"]
-        .iter()
-        .map(|name| {
-            let app_only = *name == "app";
-            let (components, has_stack) = event_components(ev, app_only);
+    let facts = facts(ev, true);
+    let mut out: Vec<(GroupingVariant, bool)> = [("app", true), ("system", false)]
+        .into_iter()
+        .map(|(name, app_only)| {
+            let mut components = Vec::new();
+            let has_stack = walk_variant(&facts, app_only, true, &mut |p| {
+                components.push(Component {
+                    id: p.id.into(),
+                    values: p.values.into_owned(),
+                    contributes: p.contributes,
+                    hint: p.hint,
+                });
+            });
             let values = contributing_values(&components);
             let contributes = !values.is_empty();
             let hash = contributes.then(|| md5_of(values));
             (
                 GroupingVariant {
-                    name: (*name).into(),
+                    name: name.into(),
                     hash,
                     contributes,
                     hint: None,
@@ -209,8 +219,100 @@ fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
     out.into_iter().map(|(v, _)| v).collect()
 }
 
-/// Components for one variant and whether a stack trace contributed.
-fn event_components(ev: &Value, app_only: bool) -> (Vec<Component>, bool) {
+/// The hashes [`group_event`] finds, without building its explanation: what ingestion
+/// stores. Both walk the same [`walk_variant`], so they cannot disagree.
+pub fn group_hashes(ev: &Value) -> Vec<String> {
+    if ev.as_object().and_then(fingerprint_of).is_some() {
+        return group_event(ev).hashes;
+    }
+    let facts = facts(ev, false);
+    let variants = [true, false].map(|app_only| {
+        let mut md5 = Md5::new();
+        let mut contributes = false;
+        let has_stack = walk_variant(&facts, app_only, false, &mut |p| {
+            contributes = true;
+            for v in p.values.iter() {
+                md5.update(v.as_bytes());
+            }
+        });
+        (contributes.then(|| hex::encode(md5.finalize())), has_stack)
+    });
+    let any_stack = variants.iter().any(|(_, s)| *s);
+    let mut hashes: Vec<String> = Vec::new();
+    for (hash, has_stack) in variants {
+        if let Some(h) = hash
+            && (has_stack || !any_stack)
+            && !hashes.contains(&h)
+        {
+            hashes.push(h);
+        }
+    }
+    if hashes.is_empty() {
+        hashes.push(EMPTY_HASH.into());
+    }
+    hashes
+}
+
+/// What grouping reads from an event, gathered once for both default variants.
+enum Facts<'a> {
+    Exceptions(Vec<ExceptionFacts<'a>>),
+    /// A thread's or the event's stack trace, and the message to fall back on when none of
+    /// its frames contributes to a variant.
+    Stack(StackFacts, Option<&'a str>),
+    Message(Option<&'a str>),
+}
+
+struct ExceptionFacts<'a> {
+    stack: StackFacts,
+    ty: Option<&'a str>,
+    synthetic: bool,
+    value: Option<&'a str>,
+}
+
+#[derive(Default)]
+struct StackFacts {
+    frames: Vec<FrameFacts>,
+    /// A JavaScript trace of one anonymous frame at a URL says nothing about the code.
+    meaningless: bool,
+}
+
+/// One frame's hashed values, and why it never contributes, whatever the variant.
+struct FrameFacts {
+    values: Vec<String>,
+    /// What the values are, for the explanation (empty when not explaining).
+    label: String,
+    in_app: bool,
+    excluded: Option<&'static str>,
+}
+
+impl StackFacts {
+    fn why_not(&self, f: &FrameFacts, app_only: bool) -> Option<&'static str> {
+        f.excluded
+            .or((app_only && !f.in_app).then_some("non app frame"))
+    }
+
+    fn contributes(&self, f: &FrameFacts, app_only: bool) -> bool {
+        !self.meaningless && self.why_not(f, app_only).is_none()
+    }
+
+    fn any_contributes(&self, app_only: bool) -> bool {
+        self.frames.iter().any(|f| self.contributes(f, app_only))
+    }
+}
+
+/// One component as a variant is walked.
+struct Part<'v> {
+    id: &'static str,
+    values: Cow<'v, [String]>,
+    contributes: bool,
+    hint: Option<String>,
+}
+
+fn message_of(ev: &Value) -> Option<&str> {
+    get_str(ev, &["logentry", "message"]).or_else(|| get_str(ev, &["logentry", "formatted"]))
+}
+
+fn facts(ev: &Value, explain: bool) -> Facts<'_> {
     let platform = get_str(ev, &["platform"]).unwrap_or("other");
     if let Some(excs) = ev
         .get("exception")
@@ -218,57 +320,107 @@ fn event_components(ev: &Value, app_only: bool) -> (Vec<Component>, bool) {
         .and_then(Value::as_array)
         && !excs.is_empty()
     {
-        let mut comps = Vec::new();
-        let mut any_stack = false;
-        for e in excs {
-            let frames = e
-                .get("stacktrace")
-                .map(|s| stacktrace_components(s, platform, app_only))
-                .unwrap_or_default();
-            let stack_contributes = frames.iter().any(|c| c.contributes);
-            any_stack |= stack_contributes;
-            comps.extend(frames);
-            if let Some(t) = get_str(e, &["type"]) {
-                let synthetic =
-                    e.get("mechanism").and_then(|m| m.get("synthetic")) == Some(&Value::Bool(true));
-                comps.push(Component::new(
-                    "type",
-                    vec![t.to_owned()],
-                    !synthetic,
-                    synthetic.then_some("ignored because the type is synthetic"),
-                ));
-            }
-            if let Some(v) = get_str(e, &["value"]) {
-                comps.push(Component::new(
-                    "value",
-                    vec![normalize_message(v)],
-                    !stack_contributes,
-                    stack_contributes.then_some("ignored because the stack trace takes precedence"),
-                ));
-            }
-        }
-        return (comps, any_stack);
-    }
-    if let Some(st) = relevant_thread_stacktrace(ev).or_else(|| ev.get("stacktrace")) {
-        let comps = stacktrace_components(st, platform, app_only);
-        if comps.iter().any(|c| c.contributes) {
-            return (comps, true);
-        }
-    }
-    if let Some(msg) =
-        get_str(ev, &["logentry", "message"]).or_else(|| get_str(ev, &["logentry", "formatted"]))
-    {
-        return (
-            vec![Component::new(
-                "message",
-                vec![normalize_message(msg)],
-                true,
-                None,
-            )],
-            false,
+        return Facts::Exceptions(
+            excs.iter()
+                .map(|e| ExceptionFacts {
+                    stack: e
+                        .get("stacktrace")
+                        .map(|s| stack_facts(s, platform, explain))
+                        .unwrap_or_default(),
+                    ty: get_str(e, &["type"]),
+                    synthetic: e.get("mechanism").and_then(|m| m.get("synthetic"))
+                        == Some(&Value::Bool(true)),
+                    value: get_str(e, &["value"]),
+                })
+                .collect(),
         );
     }
-    (Vec::new(), false)
+    match relevant_thread_stacktrace(ev).or_else(|| ev.get("stacktrace")) {
+        Some(st) => Facts::Stack(stack_facts(st, platform, explain), message_of(ev)),
+        None => Facts::Message(message_of(ev)),
+    }
+}
+
+/// Walks one variant's components in order. When not explaining, only contributing
+/// components are visited (and hints are not built). Returns whether a stack trace
+/// contributed.
+fn walk_variant(
+    facts: &Facts<'_>,
+    app_only: bool,
+    explain: bool,
+    part: &mut dyn FnMut(Part<'_>),
+) -> bool {
+    let mut visit = |p: Part<'_>| {
+        if p.contributes || explain {
+            part(p);
+        }
+    };
+    match facts {
+        Facts::Exceptions(excs) => {
+            let mut any_stack = false;
+            for e in excs {
+                let stack_contributes = e.stack.any_contributes(app_only);
+                any_stack |= stack_contributes;
+                walk_frames(&e.stack, app_only, explain, &mut visit);
+                if let Some(t) = e.ty {
+                    visit(Part {
+                        id: "type",
+                        values: Cow::Owned(vec![t.to_owned()]),
+                        contributes: !e.synthetic,
+                        hint: e
+                            .synthetic
+                            .then(|| "ignored because the type is synthetic".into()),
+                    });
+                }
+                if let Some(v) = e.value
+                    && (explain || !stack_contributes)
+                {
+                    visit(Part {
+                        id: "value",
+                        values: Cow::Owned(vec![normalize_message(v)]),
+                        contributes: !stack_contributes,
+                        hint: stack_contributes
+                            .then(|| "ignored because the stack trace takes precedence".into()),
+                    });
+                }
+            }
+            any_stack
+        }
+        Facts::Stack(stack, _) if stack.any_contributes(app_only) => {
+            walk_frames(stack, app_only, explain, &mut visit);
+            true
+        }
+        Facts::Stack(_, message) | Facts::Message(message) => {
+            if let Some(msg) = message {
+                visit(Part {
+                    id: "message",
+                    values: Cow::Owned(vec![normalize_message(msg)]),
+                    contributes: true,
+                    hint: None,
+                });
+            }
+            false
+        }
+    }
+}
+
+fn walk_frames(stack: &StackFacts, app_only: bool, explain: bool, visit: &mut dyn FnMut(Part<'_>)) {
+    for f in &stack.frames {
+        let contributes = stack.contributes(f, app_only);
+        if !(contributes || explain) {
+            continue;
+        }
+        let hint = explain.then(|| match stack.why_not(f, app_only) {
+            None => f.label.clone(),
+            Some(h) => format!("{h}: {}", f.label),
+        });
+        visit(Part {
+            id: "frame",
+            values: Cow::Borrowed(&f.values),
+            contributes,
+            hint,
+        });
+    }
 }
 
 fn relevant_thread_stacktrace(ev: &Value) -> Option<&Value> {
@@ -343,9 +495,9 @@ fn starts_panic_machinery(f: &Value) -> bool {
     .any(|p| func.starts_with(p))
 }
 
-fn stacktrace_components(st: &Value, event_platform: &str, app_only: bool) -> Vec<Component> {
+fn stack_facts(st: &Value, event_platform: &str, explain: bool) -> StackFacts {
     let Some(frames) = st.get("frames").and_then(Value::as_array) else {
-        return Vec::new();
+        return StackFacts::default();
     };
     let mut out = Vec::with_capacity(frames.len());
     let mut prev_key: Option<[Option<&Value>; 7]> = None;
@@ -359,12 +511,11 @@ fn stacktrace_components(st: &Value, event_platform: &str, app_only: bool) -> Ve
         .map(|k| f.get(k));
         let recursion = prev_key.as_ref() == Some(&key);
         prev_key = Some(key);
-        let (values, label) = frame_values(f, platform, fam);
-        let in_app = f.get("in_app") == Some(&Value::Bool(true));
+        let (values, label) = frame_values(f, platform, fam, explain);
         if fam == "native" && starts_panic_machinery(f) {
             in_panic = true;
         }
-        let hint = if values.is_empty() {
+        let excluded = if values.is_empty() {
             Some("no usable frame data")
         } else if recursion {
             Some("ignored due to recursion")
@@ -372,37 +523,32 @@ fn stacktrace_components(st: &Value, event_platform: &str, app_only: bool) -> Ve
             Some("panic machinery is not part of the cause")
         } else if group_excluded(f, fam) {
             Some("runtime or transpiler frame")
-        } else if app_only && !in_app {
-            Some("non app frame")
         } else {
             None
         };
-        let mut c = Component::new("frame", values, hint.is_none(), hint);
-        if c.hint.is_none() {
-            c.hint = Some(label);
-        } else if let Some(h) = c.hint.take() {
-            c.hint = Some(format!("{h}: {label}"));
-        }
-        out.push(c);
+        out.push(FrameFacts {
+            values,
+            label,
+            in_app: f.get("in_app") == Some(&Value::Bool(true)),
+            excluded,
+        });
     }
-    // A JavaScript trace of one anonymous frame at a URL says nothing about the code.
-    if frames.len() == 1 {
+    let meaningless = frames.len() == 1 && {
         let f = &frames[0];
         let platform = get_str(f, &["platform"]).unwrap_or(event_platform);
-        if family(platform) == "javascript"
+        family(platform) == "javascript"
             && get_str(f, &["function"]).is_none()
             && get_str(f, &["abs_path"]).is_some_and(|p| is_url(p, true))
-        {
-            for c in &mut out {
-                c.contributes = false;
-            }
-        }
+    };
+    StackFacts {
+        frames: out,
+        meaningless,
     }
-    out
 }
 
 /// The hashed values of one frame: module or file name, function, and context line.
-fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
+/// The label (what the values are) is built only when explaining.
+fn frame_values(f: &Value, platform: &str, fam: &str, explain: bool) -> (Vec<String>, String) {
     let abs_path = get_str(f, &["abs_path"]).unwrap_or_default();
     let raw_func = get_str(f, &["function"]).or_else(|| get_str(f, &["raw_function"]));
     let func_name = raw_func.map(|s| trim_function(s, fam));
@@ -421,7 +567,12 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
         }
     }
     let mut values = Vec::new();
-    let mut label = Vec::new();
+    let mut label: Vec<String> = Vec::new();
+    let mut describe = |what: &dyn Fn() -> String| {
+        if explain {
+            label.push(what());
+        }
+    };
 
     let module = get_str(f, &["module"]).filter(|m| {
         !((fam == "javascript" && m.contains('/') && abs_path.ends_with(m))
@@ -429,7 +580,7 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
     });
     if let Some(m) = module {
         values.push(m.to_owned());
-        label.push(format!("module {m}"));
+        describe(&|| format!("module {m}"));
     } else if let Some(name) = get_str(f, &["filename"]) {
         let url = is_url(abs_path, false);
         let base = name
@@ -438,8 +589,8 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
             .unwrap_or(name)
             .to_lowercase();
         if !url && !matches!(name, "<anonymous>" | "[native code]") && !base.is_empty() {
-            values.push(base.clone());
-            label.push(format!("file {base}"));
+            describe(&|| format!("file {base}"));
+            values.push(base);
         }
     }
 
@@ -448,12 +599,7 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
         .flatten()
         .filter(|raw| raw.chars().count() <= 120)
         .filter(|_| !(fam == "javascript" && raw_func.is_none() && is_url(abs_path, true)))
-        .map(|raw| {
-            raw.replace('\t', "  ")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(collapse_whitespace)
         .filter(|c| !c.is_empty());
 
     if let Some(func) = func_name {
@@ -480,15 +626,27 @@ fn frame_values(f: &Value, platform: &str, fam: &str) -> (Vec<String>, String) {
             .is_some_and(|s| !s.is_null());
         let minified = fam == "javascript" && sourcemapped && context.is_some();
         if !(bad || minified || func.is_empty()) {
-            label.push(format!("function {func}"));
+            describe(&|| format!("function {func}"));
             values.push(func);
         }
     }
     if let Some(c) = context {
-        label.push("source line".into());
+        describe(&|| "source line".into());
         values.push(c);
     }
     (values, label.join(", "))
+}
+
+/// Runs of whitespace become one space; leading and trailing whitespace goes.
+fn collapse_whitespace(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for word in raw.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// Cleans function names: Rust hash suffixes, native argument lists, Ruby blocks.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::grouping::{Grouping, group_event};
+use crate::grouping::group_hashes;
 use crate::normalize::{NormalizeContext, normalize_event};
 use crate::scrub::{ScrubSettings, scrub_event};
 use crate::title::display;
@@ -58,7 +58,8 @@ pub struct ProcessedEvent {
     /// `sentry:user` identity, for counting affected users.
     pub user_key: Option<String>,
     pub trace_id: Option<String>,
-    pub grouping: Grouping,
+    /// Grouping hashes, preferred first (see [`crate::grouping::group_hashes`]).
+    pub hashes: Vec<String>,
     /// The normalised, scrubbed event as stored and served by the API.
     pub payload: Map<String, Value>,
 }
@@ -77,7 +78,7 @@ pub fn process_event(payload: &[u8], ctx: &ProcessContext) -> Result<ProcessedEv
     normalize_event(&mut event, &ctx.normalize);
     scrub_event(&mut event, &ctx.scrub);
     let view = Value::Object(event);
-    let grouping = group_event(&view);
+    let hashes = group_hashes(&view);
     let shown = display(&view);
     let tags = crate::tags::derive_tags(&view);
     let user_key = crate::tags::user_key(&view);
@@ -115,7 +116,7 @@ pub fn process_event(payload: &[u8], ctx: &ProcessContext) -> Result<ProcessedEv
         tags,
         user_key,
         trace_id: s(&["contexts", "trace", "trace_id"]),
-        grouping,
+        hashes,
         payload: match view {
             Value::Object(m) => m,
             _ => Map::new(),

@@ -622,7 +622,7 @@ fn save_event<'a>(
     }
     // The first hash, in order, that some issue owns decides the issue.
     let mut issue_id: Option<i64> = None;
-    for h in &ev.grouping.hashes {
+    for h in &ev.hashes {
         if let Some(&id) = state.hashes.get(&(pid, h.as_str())) {
             issue_id = Some(id);
             break;
@@ -646,16 +646,16 @@ fn save_event<'a>(
         let mut stmt = tx.prepare_cached(
             "INSERT INTO grouphashes (project_id, hash, issue_id, config) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?;
-        for h in &ev.grouping.hashes {
+        for h in &ev.hashes {
             if state.hashes.contains_key(&(pid, h.as_str())) {
                 continue;
             }
-            if stmt.execute(params![pid, h, issue_id, ev.grouping.config])? == 1 {
+            if stmt.execute(params![pid, h, issue_id, bugbane_core::GROUPING_CONFIG])? == 1 {
                 state.hashes.insert((pid, h.as_str()), issue_id);
             }
         }
     }
-    let primary_hash = ev.grouping.hashes.first().cloned().unwrap_or_default();
+    let primary_hash = ev.hashes.first().cloned().unwrap_or_default();
     tx.prepare_cached(
         "INSERT INTO events (project_id, event_id, issue_id, timestamp, received, level, release, environment, user_key, trace_id, primary_hash, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
