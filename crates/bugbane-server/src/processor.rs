@@ -109,13 +109,8 @@ fn process_parallel(
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
-    if threads == 1 || rows.len() < 8 {
-        return rows
-            .into_iter()
-            .map(|r| process_row(store, r, settings, max_raw, max_session_age))
-            .collect();
-    }
-    let chunk = rows.len().div_ceil(threads);
+    let threads = if rows.len() < 8 { 1 } else { threads };
+    let chunk = rows.len().div_ceil(threads).max(1);
     let mut chunks: Vec<Vec<SpoolRow>> = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -126,6 +121,7 @@ fn process_parallel(
             .into_iter()
             .map(|c| {
                 scope.spawn(move || {
+                    yield_to_ingest();
                     c.into_iter()
                         .map(|r| process_row(store, r, settings, max_raw, max_session_age))
                         .collect::<Vec<_>>()
@@ -140,6 +136,19 @@ fn process_parallel(
             .collect()
     })
 }
+
+/// Lowers this (short-lived) thread's scheduling priority. Processing can wait; a client
+/// waiting for its envelope to be acknowledged should not, so when the cores are busy the
+/// request handlers and the writer run first. Processing still gets every idle cycle.
+fn yield_to_ingest() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), PROCESSING_NICE) {
+        tracing::debug!(error = %e, "could not lower the processing thread's priority");
+    }
+}
+
+/// The niceness of processing threads (0 is normal, 19 the lowest).
+const PROCESSING_NICE: i32 = 10;
 
 /// Processes one spooled envelope. A panic in processing (a bug) must neither stop the
 /// processor nor lose the envelope: it is kept raw as an `unprocessable_envelope` record.
