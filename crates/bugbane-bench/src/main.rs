@@ -71,6 +71,12 @@ struct Args {
     /// Bugbane processes sharing that database; connections are spread over them.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Instead of running a server: decode and process this many envelopes of the workload
+    /// on one thread of this process and print the time per event. Under
+    /// `valgrind --tool=callgrind` this gives instruction counts, which unlike times do
+    /// not depend on what else the machine is doing.
+    #[arg(long)]
+    process: Option<usize>,
     /// Print the results as one JSON object as well.
     #[arg(long)]
     json: bool,
@@ -268,6 +274,37 @@ pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
+/// Processing alone, as the server's processor does it for each spooled envelope: decode
+/// the body, parse the envelope, normalise, scrub, group and derive what is stored.
+fn process_only(args: &Args, n: usize) -> Result<()> {
+    let workload = Workload::new(args.issues, args.size, !args.identity);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| workload.body(workload.pick(rng.unit()), &format!("{i:032x}"), now))
+        .collect();
+    let encoding = (!args.identity).then_some("gzip");
+    let mut ctx = bugbane_core::ProcessContext::default();
+    ctx.normalize.received = now;
+    let started = Instant::now();
+    let mut events = 0;
+    for body in &bodies {
+        let decoded = bugbane_protocol::decode_body(encoding, body, usize::MAX)?;
+        let env = bugbane_protocol::Envelope::parse(&decoded)?;
+        events += bugbane_core::items::process_envelope(&env, &ctx, usize::MAX)
+            .records
+            .len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "bugbane-bench: processed {n} envelopes ({events} records) on one thread: {:.1} µs per envelope",
+        secs * 1e6 / n as f64
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -275,6 +312,9 @@ async fn main() -> Result<()> {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("bugbane"),
     };
+    if let Some(n) = args.process {
+        return process_only(&args, n);
+    }
     if args.nodes > 1 && args.postgres.is_none() {
         bail!("several nodes share a PostgreSQL database: give --postgres");
     }
