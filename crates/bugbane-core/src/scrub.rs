@@ -7,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -58,6 +59,31 @@ const PASSWORD_KEYS: &[&str] = &[
     "two-factor",
     "two_factor",
 ];
+
+/// Every key is tested against every password word: one pass over the key, whatever the
+/// number of words.
+static PASSWORD_KEY_MATCHER: LazyLock<AhoCorasick> =
+    LazyLock::new(|| case_insensitive(PASSWORD_KEYS));
+
+/// Words at least one of which every string the in-string rules can match contains (the
+/// other necessary conditions are in [`may_hold_secret`]).
+static SECRET_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    case_insensitive(&[
+        "bearer",
+        "users",
+        "profiles",
+        "-----begin",
+        "/home/",
+        "documents and settings",
+    ])
+});
+
+fn case_insensitive(words: &[&str]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(words)
+        .unwrap_or_else(|e| panic!("word matcher: {e}"))
+}
 
 const SENSITIVE_COOKIES: &[&str] = &[
     "sentrysid",
@@ -304,7 +330,7 @@ impl Scrubber<'_> {
         if key.is_empty() {
             return false;
         }
-        (self.settings.scrub_defaults && PASSWORD_KEYS.iter().any(|p| contains_ci(key, p)))
+        (self.settings.scrub_defaults && PASSWORD_KEY_MATCHER.is_match(key))
             || self.sensitive.iter().any(|s| contains_ci(key, s))
     }
 
@@ -395,15 +421,9 @@ fn may_hold_secret(s: &str) -> bool {
         return false;
     }
     let b = s.as_bytes();
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    digits >= 9
+    b.iter().filter(|c| c.is_ascii_digit()).count() >= 9
         || (b.contains(&b'@') && s.contains("//"))
-        || s.contains("-----BEGIN")
-        || contains_ci(s, "bearer")
-        || s.contains("/home/")
-        || contains_ci(s, "users")
-        || contains_ci(s, "profiles")
-        || s.contains("Documents and Settings")
+        || SECRET_WORDS.is_match(s)
 }
 
 fn is_empty_value(v: &Value) -> bool {
