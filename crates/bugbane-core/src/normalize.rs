@@ -206,7 +206,10 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         if let Some(v) = event.remove(key)
             && let Some(values) = values_of(v)
         {
-            event.insert(key.into(), json!({ "values": values }));
+            // Built by hand: `json!` would serialise the whole list into a copy.
+            let mut wrapper = Map::new();
+            wrapper.insert("values".into(), Value::Array(values));
+            event.insert(key.into(), Value::Object(wrapper));
         }
     }
 
