@@ -37,17 +37,24 @@ pub fn decode_body<'a>(
                 Ok(Cow::Borrowed(body))
             }
         }
-        "gzip" | "x-gzip" => read_capped(flate2::read::MultiGzDecoder::new(body), limit, "gzip"),
-        "deflate" => read_capped(flate2::read::ZlibDecoder::new(body), limit, "deflate"),
+        // The `bufread` decoders read the slice in place, without copying it through a buffer.
+        "gzip" | "x-gzip" => read_capped(
+            flate2::bufread::MultiGzDecoder::new(body),
+            gzip_size_hint(body).min(limit),
+            limit,
+            "gzip",
+        ),
+        "deflate" => read_capped(flate2::bufread::ZlibDecoder::new(body), 0, limit, "deflate"),
         "br" => read_capped(
             brotli_decompressor::Decompressor::new(body, 4096),
+            0,
             limit,
             "br",
         ),
         "zstd" => {
             let dec =
                 zstd::stream::read::Decoder::new(body).map_err(|_| DecodeError::Corrupt("zstd"))?;
-            read_capped(dec, limit, "zstd")
+            read_capped(dec, 0, limit, "zstd")
         }
         other => Err(DecodeError::Unsupported(other.to_owned())),
     }
@@ -64,19 +71,40 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Option<Vec<u8>> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(body.trim_ascii())
         .ok()?;
-    let inflated = read_capped(flate2::read::ZlibDecoder::new(&raw[..]), limit, "deflate").ok()?;
+    let inflated = read_capped(
+        flate2::bufread::ZlibDecoder::new(&raw[..]),
+        0,
+        limit,
+        "deflate",
+    )
+    .ok()?;
     inflated
         .trim_ascii_start()
         .starts_with(b"{")
         .then(|| inflated.into_owned())
 }
 
+/// The decoded size a gzip body announces (its last member's trailer), bounded by what
+/// deflate can expand the body to, so a forged trailer cannot reserve more than a real
+/// bomb would produce. Only a capacity hint: the decoded length is still checked.
+fn gzip_size_hint(body: &[u8]) -> usize {
+    const MAX_DEFLATE_RATIO: usize = 1032;
+    let announced = body
+        .last_chunk::<4>()
+        .map_or(0, |t| u32::from_le_bytes(*t) as usize);
+    announced.min(body.len().saturating_mul(MAX_DEFLATE_RATIO))
+}
+
+/// Reads all of `reader`, refusing more than `limit` bytes. `capacity` is the size to
+/// reserve up front (0 when unknown), which saves growing the buffer step by step.
 fn read_capped<'a, R: Read>(
     reader: R,
+    capacity: usize,
     limit: usize,
     name: &'static str,
 ) -> Result<Cow<'a, [u8]>, DecodeError> {
-    let mut out = Vec::new();
+    // One more byte than the content, so reading to the end finds it without growing.
+    let mut out = Vec::with_capacity(capacity.saturating_add(1));
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     reader
         .take(cap)
