@@ -146,18 +146,12 @@ pub fn group_event(ev: &Value) -> Grouping {
         _ => variants = defaults,
     }
 
-    let mut hashes: Vec<String> = Vec::new();
-    for v in &variants {
-        if v.contributes
-            && let Some(h) = &v.hash
-            && !hashes.contains(h)
-        {
-            hashes.push(h.clone());
-        }
-    }
-    if hashes.is_empty() {
-        hashes.push(EMPTY_HASH.into());
-    }
+    let hashes = distinct_hashes(
+        variants
+            .iter()
+            .filter(|v| v.contributes)
+            .filter_map(|v| v.hash.clone()),
+    );
     Grouping {
         config: GROUPING_CONFIG.into(),
         hashes,
@@ -201,9 +195,9 @@ fn default_variants(ev: &Value) -> Vec<GroupingVariant> {
             )
         })
         .collect();
-    let any_stack = out.iter().any(|(_, s)| *s);
-    for (v, has_stack) in &mut out {
-        if any_stack && !*has_stack && v.contributes {
+    let pruned = pruned([out[0].1, out[1].1]);
+    for ((v, _), pruned) in out.iter_mut().zip(pruned) {
+        if pruned && v.contributes {
             v.contributes = false;
             v.hint = Some(format!(
                 "ignored because the {} variant has no in-app frames while another variant has a stack trace",
@@ -237,13 +231,28 @@ pub fn group_hashes(ev: &Value) -> Vec<String> {
         });
         (contributes.then(|| hex::encode(md5.finalize())), has_stack)
     });
-    let any_stack = variants.iter().any(|(_, s)| *s);
+    let pruned = pruned([variants[0].1, variants[1].1]);
+    distinct_hashes(
+        variants
+            .into_iter()
+            .zip(pruned)
+            .filter(|(_, pruned)| !pruned)
+            .filter_map(|((hash, _), _)| hash),
+    )
+}
+
+/// Sentry's pruning of the default variants (given whether each had a stack trace that
+/// contributed): a variant without one stops contributing when another has one.
+fn pruned(has_stack: [bool; 2]) -> [bool; 2] {
+    let any_stack = has_stack.iter().any(|s| *s);
+    has_stack.map(|s| any_stack && !s)
+}
+
+/// Contributing hashes in order, each once; the hash of nothing when there are none.
+fn distinct_hashes(contributing: impl Iterator<Item = String>) -> Vec<String> {
     let mut hashes: Vec<String> = Vec::new();
-    for (hash, has_stack) in variants {
-        if let Some(h) = hash
-            && (has_stack || !any_stack)
-            && !hashes.contains(&h)
-        {
+    for h in contributing {
+        if !hashes.contains(&h) {
             hashes.push(h);
         }
     }
