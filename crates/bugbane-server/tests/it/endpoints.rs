@@ -388,7 +388,11 @@ async fn a_client_that_hangs_up_after_spooling_leaves_the_backlog_exact() {
     let server = TestServer::start().await;
     let entry = bugbane_store::SpoolEntry {
         project_id: FIXTURE_PROJECT,
-        received: 0.0,
+        // Received now: an event from 1970 would be the retention sweep's to delete.
+        received: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64(),
         client_ip: None,
         sdk_client: None,
         encoding: None,
