@@ -4,7 +4,9 @@
 //! breadcrumb messages), but each is compressed alone, where zstd cannot see that. So
 //! after the first [`SAMPLES`] events a dictionary is trained from them; later payloads
 //! are compressed with it, which makes them several times smaller and faster to
-//! compress. A frame records the id of the dictionary it needs; dictionaries are stored
+//! compress. Samples are capped in bytes, not only in number, so that training (which
+//! needs the samples and about as much again) stays a small, short peak in memory. A
+//! frame records the id of the dictionary it needs; dictionaries are stored
 //! in the database, written in the same transaction as the first events that use one.
 //! Compression contexts are kept per thread: creating one per call cost more than
 //! compressing a typical event.
@@ -19,8 +21,11 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 const LEVEL: i32 = 3;
-/// Payloads collected before a dictionary is trained.
+/// Payloads collected before a dictionary is trained, at most...
 const SAMPLES: usize = 2000;
+/// ...and at most this many bytes of them: about a hundred times the dictionary's size,
+/// as zstd advises.
+const SAMPLE_BYTES: usize = 100 * DICT_BYTES;
 /// Dictionary size: large enough for many stack traces' worth of shared text.
 const DICT_BYTES: usize = 112 * 1024;
 
@@ -36,8 +41,17 @@ struct Current {
 #[derive(Default)]
 pub(crate) struct Dictionaries {
     current: RwLock<Option<Current>>,
-    samples: Mutex<Vec<Vec<u8>>>,
+    samples: Mutex<Samples>,
     decoders: RwLock<HashMap<u32, Arc<Vec<u8>>>>,
+}
+
+/// Payloads towards the first dictionary, end to end, as zstd's trainer takes them.
+#[derive(Default)]
+struct Samples {
+    data: Vec<u8>,
+    sizes: Vec<usize>,
+    /// Set once the samples went to training: later payloads are not collected.
+    taken: bool,
 }
 
 thread_local! {
@@ -91,13 +105,23 @@ impl Dictionaries {
         let Ok(mut buf) = self.samples.lock() else {
             return;
         };
-        buf.push(raw.to_vec());
-        if buf.len() < SAMPLES {
+        if buf.taken {
             return;
         }
-        let samples = std::mem::take(&mut *buf);
+        if buf.data.capacity() == 0 {
+            buf.data.reserve_exact(SAMPLE_BYTES);
+        }
+        let room = SAMPLE_BYTES.saturating_sub(buf.data.len());
+        let sample = &raw[..raw.len().min(room)];
+        buf.data.extend_from_slice(sample);
+        buf.sizes.push(sample.len());
+        if buf.sizes.len() < SAMPLES && buf.data.len() < SAMPLE_BYTES {
+            return;
+        }
+        let Samples { data, sizes, .. } = std::mem::take(&mut *buf);
+        buf.taken = true;
         drop(buf);
-        match zstd::dict::from_samples(&samples, DICT_BYTES) {
+        match zstd::dict::from_continuous(&data, &sizes, DICT_BYTES) {
             Ok(dict) => {
                 let id = zstd::zstd_safe::get_dict_id(&dict)
                     .map(|n| n.get())
@@ -119,7 +143,13 @@ impl Dictionaries {
                     });
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "training a compression dictionary failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "training a compression dictionary failed");
+                // Collect afresh and try again.
+                if let Ok(mut buf) = self.samples.lock() {
+                    buf.taken = false;
+                }
+            }
         }
     }
 
