@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
 use bugbane_core::ProcessContext;
 use bugbane_core::items::{EnvelopeRecords, process_envelope};
 use bugbane_core::normalize::NormalizeContext;
@@ -30,6 +32,7 @@ pub(crate) async fn run(app: Arc<App>) {
         Duration::from_secs(1)
     };
     let mut settings: HashMap<i64, (ScrubSettings, Instant)> = HashMap::new();
+    let mut workers = Workers::start();
     loop {
         let rows = match app.store.claim_spool(cursor, BATCH).await {
             Ok(r) => r,
@@ -58,23 +61,22 @@ pub(crate) async fn run(app: Arc<App>) {
                 settings.insert(row.project_id, (s, Instant::now()));
             }
         }
-        let per_project: HashMap<i64, ScrubSettings> =
-            settings.iter().map(|(k, (s, _))| (*k, s.clone())).collect();
-        let max_raw = app.config.ingest.max_raw_item_bytes;
-        let max_session_age = f64::from(app.config.ingest.max_session_age_days) * 86400.0;
+        let batch_ctx = Arc::new(BatchContext {
+            store: app.store.clone(),
+            settings: settings.iter().map(|(k, (s, _))| (*k, s.clone())).collect(),
+            max_raw: app.config.ingest.max_raw_item_bytes,
+            max_session_age: f64::from(app.config.ingest.max_session_age_days) * 86400.0,
+        });
         let last = rows.last().map(|r| r.id).unwrap_or(cursor);
         let n = rows.len() as i64;
-        let store = app.store.clone();
-        let batch = match tokio::task::spawn_blocking(move || {
-            process_parallel(&store, rows, &per_project, max_raw, max_session_age)
-        })
-        .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "processing task failed");
-                continue;
-            }
+        let Some(batch) = workers.process(rows, batch_ctx).await else {
+            // A worker died mid-chunk; nothing was saved, so the batch is read again.
+            tracing::error!(
+                envelopes = n,
+                "a processing thread stopped; retrying the batch"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         };
         let started = Instant::now();
         match app.store.save_processed(batch).await {
@@ -97,47 +99,101 @@ pub(crate) async fn run(app: Arc<App>) {
     }
 }
 
-/// Processes a batch on every core: processing is pure CPU and rows are independent.
-fn process_parallel(
-    store: &Store,
-    rows: Vec<SpoolRow>,
-    settings: &HashMap<i64, ScrubSettings>,
+/// What every row of a batch is processed with.
+struct BatchContext {
+    store: Store,
+    settings: HashMap<i64, ScrubSettings>,
     max_raw: usize,
     max_session_age: f64,
-) -> Vec<ProcessedEnvelope> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let threads = if rows.len() < 8 { 1 } else { threads };
-    let chunk = rows.len().div_ceil(threads).max(1);
-    let mut chunks: Vec<Vec<SpoolRow>> = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        chunks.push(rows.by_ref().take(chunk).collect());
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                scope.spawn(move || {
-                    yield_to_ingest();
-                    c.into_iter()
-                        .map(|r| process_row(store, r, settings, max_raw, max_session_age))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // Order is kept: chunks are joined in the order they were cut. `process_row` never
-        // panics outward (see there), so a join error cannot lose rows silently.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
-/// Lowers this (short-lived) thread's scheduling priority. Processing can wait; a client
+/// Rows for one processing thread, and where its results go.
+struct Chunk {
+    rows: Vec<SpoolRow>,
+    ctx: Arc<BatchContext>,
+    reply: oneshot::Sender<Vec<ProcessedEnvelope>>,
+}
+
+/// One long-lived processing thread per core (processing is pure CPU and rows are
+/// independent). Threads started per batch cost their start-up each time, and each one
+/// that exits leaves its allocator pages to be reclaimed later: memory grew under load.
+struct Workers {
+    threads: Vec<std::sync::mpsc::Sender<Chunk>>,
+}
+
+impl Workers {
+    fn start() -> Workers {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        Workers {
+            threads: (0..n).map(spawn_worker).collect(),
+        }
+    }
+
+    /// Processes `rows` across the threads; results keep the rows' order. `None` when a
+    /// thread stopped before answering (a bug outside the per-row guard).
+    async fn process(
+        &mut self,
+        rows: Vec<SpoolRow>,
+        ctx: Arc<BatchContext>,
+    ) -> Option<Vec<ProcessedEnvelope>> {
+        let threads = if rows.len() < 8 {
+            1
+        } else {
+            self.threads.len()
+        };
+        let size = rows.len().div_ceil(threads).max(1);
+        let mut rows = rows.into_iter().peekable();
+        let mut replies = Vec::with_capacity(threads);
+        let mut i = 0;
+        while rows.peek().is_some() {
+            let (reply, rx) = oneshot::channel();
+            let chunk = Chunk {
+                rows: rows.by_ref().take(size).collect(),
+                ctx: ctx.clone(),
+                reply,
+            };
+            if let Err(std::sync::mpsc::SendError(chunk)) = self.threads[i].send(chunk) {
+                // The thread is gone: replace it.
+                self.threads[i] = spawn_worker(i);
+                self.threads[i].send(chunk).ok()?;
+            }
+            replies.push(rx);
+            i += 1;
+        }
+        let mut out = Vec::new();
+        for rx in replies {
+            out.extend(rx.await.ok()?);
+        }
+        Some(out)
+    }
+}
+
+fn spawn_worker(i: usize) -> std::sync::mpsc::Sender<Chunk> {
+    let (tx, rx) = std::sync::mpsc::channel::<Chunk>();
+    let started = std::thread::Builder::new()
+        .name(format!("bugbane-process-{i}"))
+        .spawn(move || {
+            yield_to_ingest();
+            while let Ok(chunk) = rx.recv() {
+                let c = &chunk.ctx;
+                let out = chunk
+                    .rows
+                    .into_iter()
+                    .map(|r| process_row(&c.store, r, &c.settings, c.max_raw, c.max_session_age))
+                    .collect();
+                let _ = chunk.reply.send(out);
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "could not start a processing thread");
+    }
+    tx
+}
+
+/// Lowers this processing thread's scheduling priority. Processing can wait; a client
 /// waiting for its envelope to be acknowledged should not, so when the cores are busy the
 /// request handlers and the writer run first. Processing still gets every idle cycle.
 fn yield_to_ingest() {
