@@ -1,6 +1,6 @@
 //! The background processor: reads acknowledged envelopes from the spool, processes them
-//! (on the blocking pool, since it is pure CPU) and saves the results, removing them from
-//! the spool in the same transaction. After a crash it simply resumes from the spool.
+//! (on its own threads, one per core, since it is pure CPU) and saves the results,
+//! removing them from the spool in the same transaction. After a crash it simply resumes from the spool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
