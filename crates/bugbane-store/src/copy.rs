@@ -74,16 +74,20 @@ impl Store {
                     "data is copied from a SQLite installation".into(),
                 ));
             }
-            copy_all(&source, to.connect_new(false)?)
+            let spool = from.connect_spool_new(true)?;
+            copy_all(&source, &spool, to.connect_new(false)?)
         })
         .await
         .map_err(|_| Error::Closed)?
     }
 }
 
-fn copy_all(from: &Db, mut to: Db) -> Result<Vec<TableCopy>> {
+/// `spool`: where the source's spool lives (a file of its own on SQLite; rows in it are
+/// all unprocessed, since opening the source deleted those already saved).
+fn copy_all(main: &Db, spool: &Db, mut to: Db) -> Result<Vec<TableCopy>> {
     let mut report = Vec::new();
     for &table in TABLES {
+        let from = if table == "spool" { spool } else { main };
         let columns = columns(from, table)?;
         let source = count(from, &format!("SELECT COUNT(*) FROM {table}"), params![])?;
         let tx = to.transaction()?;
@@ -105,6 +109,7 @@ fn copy_all(from: &Db, mut to: Db) -> Result<Vec<TableCopy>> {
     // Rows keep their ids; new rows must be numbered after them.
     if to.dialect() == crate::db::Dialect::Postgres {
         for &table in TABLES {
+            let from = if table == "spool" { spool } else { main };
             if columns(from, table)?.iter().any(|c| c == "id") {
                 to.query_row(
                     &format!(

@@ -181,8 +181,9 @@ impl Store {
             })
         };
         if !self.is_shared() {
+            let after = after.max(self.spool_done());
             return self
-                .read(move |c| {
+                .read_spool(move |c| {
                     let mut stmt = c.prepare_cached(&format!(
                         "SELECT {COLS} FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2"
                     ))?;
@@ -211,12 +212,16 @@ impl Store {
     }
 
     /// Saves a batch of processed envelopes and removes them from the spool, atomically:
-    /// after a crash either all of the batch is saved and gone from the spool, or none.
+    /// after a crash either all of the batch is saved and gone from the spool, or none. (On
+    /// SQLite, where the spool is another file, the save records the last envelope it covers
+    /// and the spool's rows up to it are deleted after it commits; until then they are
+    /// skipped.) The batch must follow the spool's order, after every batch saved before.
     pub async fn save_processed(&self, batch: Vec<ProcessedEnvelope>) -> Result<SaveSummary> {
         let dicts = self.dicts();
         let writer_dicts = dicts.clone();
         let envelopes = batch.len() as i64;
         let shared = self.is_shared();
+        let last_spooled = batch.iter().map(|e| e.spool_id).max();
         let holder = self.node().to_owned();
         let (summary, stored_dict) = self
             .write_retrying(move |tx| {
@@ -229,10 +234,13 @@ impl Store {
                 let mut state = BatchState::default();
                 for env in &batch {
                     save_envelope(tx, env, &mut summary, &mut state)?;
+                    if !shared {
+                        continue;
+                    }
                     let deleted = tx
                         .prepare_cached("DELETE FROM spool WHERE id = ?1 AND (lease_holder IS NULL OR lease_holder = ?2)")?
                         .execute(params![env.spool_id, holder])?;
-                    if deleted == 0 && shared {
+                    if deleted == 0 {
                         // Our lease lapsed and another process took the envelope over:
                         // saving it too would count it twice.
                         return Err(Error::Conflict(format!(
@@ -241,12 +249,21 @@ impl Store {
                         )));
                     }
                 }
+                if let (false, Some(last)) = (shared, last_spooled) {
+                    tx.execute(
+                        "UPDATE spool_progress SET last_id = ?1 WHERE id = 1 AND last_id < ?1",
+                        [last],
+                    )?;
+                }
                 state.flush(tx)?;
                 Ok((summary, stored_dict))
             })
             .await?;
         if stored_dict {
             dicts.persisted();
+        }
+        if let (false, Some(last)) = (shared, last_spooled) {
+            self.spool_saved_up_to(last);
         }
         self.processed_out(envelopes);
         Ok(summary)

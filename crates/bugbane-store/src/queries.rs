@@ -651,6 +651,22 @@ impl Store {
 
     /// Row counts per stored kind, in one project or all.
     pub async fn counts(&self, project_id: Option<i64>) -> Result<Counts> {
+        // SQLite's spool is a file of its own, where rows already saved may linger a moment.
+        let spool = if self.is_shared() {
+            None
+        } else {
+            let done = self.spool_done();
+            Some(
+                self.read_spool(move |c| {
+                    count(
+                        c,
+                        "SELECT COUNT(*) FROM spool WHERE id > ?2 AND (project_id = ?1 OR ?1 IS NULL)",
+                        params![project_id, done],
+                    )
+                })
+                .await?,
+            )
+        };
         self.read(move |c| {
             let n = |t: &str| {
                 count(
@@ -660,7 +676,10 @@ impl Store {
                 )
             };
             Ok(Counts {
-                spool: n("spool")?,
+                spool: match spool {
+                    Some(n) => n,
+                    None => n("spool")?,
+                },
                 events: n("events")?,
                 issues: n("issues")?,
                 transactions: n("transactions")?,

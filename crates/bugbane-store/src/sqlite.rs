@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_views.sql"),
     include_str!("../migrations/sqlite/0006_monitor_alerts.sql"),
     include_str!("../migrations/sqlite/0007_leases.sql"),
+    include_str!("../migrations/sqlite/0008_spool_file.sql"),
 ];
 
 pub(crate) fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Db> {
@@ -144,16 +145,186 @@ pub(crate) fn migrate(db: &mut Db) -> Result<()> {
     Ok(())
 }
 
+/// The spool's database file, next to the main one. Acknowledging an envelope commits it
+/// there, so that commit never waits for the main database's writer, which may be busy
+/// saving a processed batch.
+pub(crate) fn spool_path(main: &Path) -> std::path::PathBuf {
+    main.with_file_name("spool.sqlite3")
+}
+
+/// The spool file's one table, as the main database's (migration 0001 and 0007) was.
+/// AUTOINCREMENT: ids are never reused, because processing reads the spool by increasing
+/// id and the main database remembers the last one it saved.
+const SPOOL_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL,
+    received REAL NOT NULL,
+    client_ip TEXT,
+    sdk_client TEXT,
+    encoding TEXT,
+    body BLOB NOT NULL,
+    lease_holder TEXT,
+    lease_until REAL
+)";
+
+pub(crate) fn open_spool(path: &Path, read_only: bool, fsync: bool) -> Result<Db> {
+    let db = open_conn(path, read_only, fsync)?;
+    if !read_only {
+        db.execute_batch(SPOOL_SCHEMA)?;
+    }
+    // Rows are appended at one end and deleted from the other: a small cache holds both.
+    db.execute_batch("PRAGMA cache_size = -2000")?;
+    Ok(db)
+}
+
+/// Brings the spool file in line with the main database at start, and returns the id of
+/// the last spooled envelope already saved: rows a crash left behind after their save are
+/// deleted, ids continue after that one even in a new spool file, and envelopes an older
+/// version spooled in the main database move over (keeping their ids, so a move that was
+/// interrupted is simply done again).
+pub(crate) fn settle_spool(main: &mut Db, spool: &mut Db) -> Result<i64> {
+    let mut moved = false;
+    let mut after = 0i64;
+    loop {
+        let rows = main
+            .prepare(
+                "SELECT id, project_id, received, client_ip, sdk_client, encoding, body FROM spool WHERE id > ?1 ORDER BY id LIMIT 256",
+            )?
+            .query_map([after], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        let tx = spool.transaction()?;
+        for (id, project, received, ip, sdk, encoding, body) in rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO spool (id, project_id, received, client_ip, sdk_client, encoding, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![id, project, received, ip, sdk, encoding, body],
+            )?;
+        }
+        tx.commit()?;
+        after = last;
+        moved = true;
+    }
+    if moved {
+        main.execute("DELETE FROM spool", rusqlite::params![])?;
+    }
+    let done: i64 = main.query_row(
+        "SELECT last_id FROM spool_progress WHERE id = 1",
+        rusqlite::params![],
+        |r| r.get(0),
+    )?;
+    let tx = spool.transaction()?;
+    tx.execute("DELETE FROM spool WHERE id <= ?1", [done])?;
+    tx.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'spool', ?1
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'spool')",
+        [done],
+    )?;
+    tx.execute(
+        "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'spool' AND seq < ?1",
+        [done],
+    )?;
+    tx.commit()?;
+    Ok(done)
+}
+
 /// Returns free pages to the file system, then checkpoints the WAL and truncates it.
-pub(crate) fn checkpoint(db: &Db) {
+/// `all_free`: return every free page, for a drained spool (whose pages are then all free);
+/// otherwise a bounded step, so a large backlog's worth of freed pages never stalls writes.
+pub(crate) fn checkpoint(db: &Db, all_free: bool) {
     let Some(conn) = db.as_sqlite() else {
         return;
     };
-    // A bounded step, so a large backlog's worth of freed spool pages never stalls writes.
-    if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(4096)") {
+    let vacuum = if all_free {
+        "PRAGMA incremental_vacuum"
+    } else {
+        "PRAGMA incremental_vacuum(4096)"
+    };
+    // The pragma frees one page per step: it must be stepped to the end.
+    let vacuumed = conn.prepare(vacuum).and_then(|mut stmt| {
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(())
+    });
+    if let Err(e) = vacuumed {
         tracing::warn!(error = %e, "incremental vacuum failed");
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(spool: &Db) -> Vec<i64> {
+        spool
+            .prepare("SELECT id FROM spool ORDER BY id")
+            .and_then(|mut s| {
+                Ok(s.query_map(rusqlite::params![], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?)
+            })
+            .expect("ids")
+    }
+
+    fn insert(db: &Db, id: Option<i64>) {
+        db.execute(
+            "INSERT INTO spool (id, project_id, received, body) VALUES (?1, 1, 0, x'00')",
+            [id],
+        )
+        .expect("insert");
+    }
+
+    /// An older data directory's spooled envelopes move to the spool's file with their ids;
+    /// rows a crash left after their save are dropped; new ids follow the saved ones even
+    /// when the spool's file is new.
+    #[test]
+    fn the_spool_file_is_settled_against_the_main_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let main_path = dir.path().join("bugbane.sqlite3");
+        let mut main = open_conn(&main_path, false, false).expect("main");
+        migrate(&mut main).expect("migrate");
+        for id in [3, 4, 9] {
+            insert(&main, Some(id));
+        }
+        main.execute("UPDATE spool_progress SET last_id = 3", rusqlite::params![])
+            .expect("progress");
+        let mut spool = open_spool(&spool_path(&main_path), false, false).expect("spool");
+        assert_eq!(settle_spool(&mut main, &mut spool).expect("settle"), 3);
+        assert_eq!(ids(&spool), vec![4, 9]);
+        assert_eq!(
+            crate::store::count(&main, "SELECT COUNT(*) FROM spool", rusqlite::params![])
+                .expect("count"),
+            0
+        );
+        insert(&spool, None);
+        assert_eq!(ids(&spool), vec![4, 9, 10]);
+
+        // A lost spool file: numbering resumes after the last saved envelope.
+        drop(spool);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("spool.sqlite3{suffix}")));
+        }
+        main.execute(
+            "UPDATE spool_progress SET last_id = 10",
+            rusqlite::params![],
+        )
+        .expect("progress");
+        let mut spool = open_spool(&spool_path(&main_path), false, false).expect("spool");
+        assert_eq!(settle_spool(&mut main, &mut spool).expect("settle"), 10);
+        insert(&spool, None);
+        assert_eq!(ids(&spool), vec![11]);
     }
 }

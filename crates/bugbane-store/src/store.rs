@@ -1,10 +1,12 @@
 //! The handle every caller uses, over either engine.
 //!
-//! One writer thread per process owns the only write connection. Spool requests that
-//! arrive while a commit is in progress queue up and are committed together in the next
-//! transaction (group commit); other writes run as jobs between spool batches. Reads use a
-//! small pool of connections on the blocking thread pool, so API queries never wait for the
-//! writer. With PostgreSQL, several processes may do all this over one database; what must
+//! Two writer threads per process. The spool writer owns the spool's connection: spool
+//! requests that arrive while a commit is in progress queue up and are committed together
+//! in the next transaction (group commit). The jobs writer owns the other write
+//! connection and runs every other write, saves of processed batches included, so an
+//! acknowledgement never waits behind a save. On SQLite the spool is a database file of
+//! its own for this (one file has one writer at a time). Reads use small pools of
+//! connections on the blocking thread pool, so API queries never wait for a writer. With PostgreSQL, several processes may do all this over one database; what must
 //! happen once across them is claimed with row leases (see `leases` and the spool claim).
 
 use std::path::{Path, PathBuf};
@@ -74,6 +76,16 @@ impl Engine {
             Engine::Postgres(url) => Db::connect_pg(url),
         }
     }
+
+    /// A connection to where the spool lives: its own file on SQLite.
+    fn connect_spool(&self, read_only: bool, fsync: bool) -> Result<Db> {
+        match self {
+            Engine::Sqlite(path) => {
+                crate::sqlite::open_spool(&crate::sqlite::spool_path(path), read_only, fsync)
+            }
+            Engine::Postgres(url) => Db::connect_pg(url),
+        }
+    }
 }
 
 /// Handle to the database; cheap to clone.
@@ -85,11 +97,16 @@ pub struct Store {
 struct Inner {
     dicts: Arc<crate::codec::Dictionaries>,
     engine: Engine,
+    /// The spool writer.
     tx: mpsc::Sender<Msg>,
-    /// Where write jobs go: the spool writer on SQLite (one writer in all); on PostgreSQL a
-    /// second writer with its own connection, so a long save never delays spooling.
+    /// The jobs writer.
     jobs: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Db>>,
+    /// SQLite: read connections to the spool's file.
+    spool_readers: Mutex<Vec<Db>>,
+    /// SQLite: the last spooled envelope whose processing is saved (as recorded in
+    /// `spool_progress`); the spool's rows up to it are deleted or about to be.
+    spool_done: std::sync::atomic::AtomicI64,
     /// This process's name in leases it takes.
     node: String,
     spool_lease_secs: f64,
@@ -103,11 +120,17 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // A PostgreSQL connection says goodbye by blocking on its own runtime, which must
         // not happen on an async worker thread (where the last handle may be dropped).
-        let readers = self
+        let mut readers = self
             .readers
             .get_mut()
             .map(std::mem::take)
             .unwrap_or_default();
+        readers.extend(
+            self.spool_readers
+                .get_mut()
+                .map(std::mem::take)
+                .unwrap_or_default(),
+        );
         if !readers.is_empty() {
             std::thread::spawn(move || drop(readers));
         }
@@ -154,21 +177,27 @@ impl Store {
             }
         };
         let mut conn = engine.connect(false, options.fsync)?;
-        match engine {
-            Engine::Sqlite(_) => crate::sqlite::migrate(&mut conn)?,
+        let (spool_conn, spool_done) = match engine {
+            Engine::Sqlite(_) => {
+                crate::sqlite::migrate(&mut conn)?;
+                let mut spool = engine.connect_spool(false, options.fsync)?;
+                let done = crate::sqlite::settle_spool(&mut conn, &mut spool)?;
+                (spool, done)
+            }
             Engine::Postgres(_) => {
                 crate::postgres::migrate(&mut conn)?;
                 let tx = conn.transaction()?;
                 crate::postgres::ensure_partitions(&tx, now())?;
                 tx.commit()?;
+                (engine.connect(false, options.fsync)?, 0)
             }
-        }
+        };
         let dicts = Arc::new(crate::codec::Dictionaries::default());
         dicts.load(&conn)?;
         let (tx, rx) = mpsc::channel(options.spool_queue.max(1));
         let spooled = Arc::new(Notify::new());
         let notify = spooled.clone();
-        let pending = count(&conn, "SELECT COUNT(*) FROM spool", params![])?;
+        let pending = count(&spool_conn, "SELECT COUNT(*) FROM spool", params![])?;
         let backlog = Arc::new(std::sync::atomic::AtomicI64::new(pending));
         let writer_backlog = backlog.clone();
         let thread_failed = |source| Error::DataDir {
@@ -177,21 +206,14 @@ impl Store {
         };
         std::thread::Builder::new()
             .name("bugbane-writer".into())
-            .spawn(move || writer_loop(conn, rx, notify, writer_backlog))
+            .spawn(move || writer_loop(spool_conn, rx, notify, writer_backlog, true))
             .map_err(thread_failed)?;
-        let jobs = match &engine {
-            Engine::Sqlite(_) => tx.clone(),
-            Engine::Postgres(_) => {
-                let conn = engine.connect(false, options.fsync)?;
-                let (jobs, rx) = mpsc::channel(options.spool_queue.max(1));
-                let (notify, backlog) = (Arc::new(Notify::new()), backlog.clone());
-                std::thread::Builder::new()
-                    .name("bugbane-jobs".into())
-                    .spawn(move || writer_loop(conn, rx, notify, backlog))
-                    .map_err(thread_failed)?;
-                jobs
-            }
-        };
+        let (jobs, jobs_rx) = mpsc::channel(options.spool_queue.max(1));
+        let (jobs_notify, jobs_backlog) = (Arc::new(Notify::new()), backlog.clone());
+        std::thread::Builder::new()
+            .name("bugbane-jobs".into())
+            .spawn(move || writer_loop(conn, jobs_rx, jobs_notify, jobs_backlog, false))
+            .map_err(thread_failed)?;
         if let Engine::Postgres(_) = &engine {
             // Other processes spool and process too: the backlog is the shared table's.
             let conn = engine.connect(true, false)?;
@@ -208,6 +230,8 @@ impl Store {
                 tx,
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                spool_readers: Mutex::new(Vec::new()),
+                spool_done: std::sync::atomic::AtomicI64::new(spool_done),
                 node: node_name(),
                 spool_lease_secs: options.spool_lease_secs,
                 spooled,
@@ -219,6 +243,33 @@ impl Store {
     /// A new connection of its own to this store's database.
     pub(crate) fn connect_new(&self, read_only: bool) -> Result<Db> {
         self.inner.engine.connect(read_only, true)
+    }
+
+    /// A new connection of its own to where the spool lives.
+    pub(crate) fn connect_spool_new(&self, read_only: bool) -> Result<Db> {
+        self.inner.engine.connect_spool(read_only, true)
+    }
+
+    /// SQLite: the last spooled envelope whose processing is saved.
+    pub(crate) fn spool_done(&self) -> i64 {
+        self.inner
+            .spool_done
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// SQLite: a save covering the spool up to `last` committed; its rows are deleted from
+    /// the spool's file next, by the spool writer between group commits. (Should that be
+    /// missed, the next save's deletion or the next start covers them.)
+    pub(crate) fn spool_saved_up_to(&self, last: i64) {
+        self.inner
+            .spool_done
+            .fetch_max(last, std::sync::atomic::Ordering::AcqRel);
+        let job: Job = Box::new(move |conn: &mut Db| {
+            if let Err(e) = conn.execute("DELETE FROM spool WHERE id <= ?1", [last]) {
+                tracing::warn!(error = %e, "deleting processed envelopes from the spool failed");
+            }
+        });
+        let _ = self.inner.tx.try_send(Msg::Job(job));
     }
 
     /// This process's name in the leases it holds.
@@ -286,7 +337,17 @@ impl Store {
             Ok(())
         })
         .await?;
-        Ok(std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0))
+        // The spool after the database: each envelope acknowledged before the backup began
+        // is in one copy or the other (and one in both is skipped, being marked saved).
+        let spool = crate::sqlite::spool_path(&target);
+        let spool_path = spool.display().to_string();
+        self.read_spool(move |c| {
+            c.execute("VACUUM INTO ?1", [&spool_path])?;
+            Ok(())
+        })
+        .await?;
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Ok(size(&target) + size(&spool))
     }
 
     /// Envelopes acknowledged and not yet processed.
@@ -339,17 +400,27 @@ impl Store {
     /// Folds the WAL into the database and truncates it. The writer does this by itself
     /// after bursts; an idle server calls it now and then so the WAL does not linger.
     pub async fn checkpoint(&self) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Db| {
-            crate::sqlite::checkpoint(conn);
-            let _ = reply.send(());
-        });
-        self.inner
-            .tx
-            .send(Msg::Job(job))
-            .await
-            .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)
+        for spool in [true, false] {
+            let (reply, rx) = oneshot::channel();
+            let inner = self.inner.clone();
+            let job: Job = Box::new(move |conn: &mut Db| {
+                let drained =
+                    spool && inner.backlog.load(std::sync::atomic::Ordering::Relaxed) == 0;
+                crate::sqlite::checkpoint(conn, drained);
+                let _ = reply.send(());
+            });
+            let writer = if spool {
+                &self.inner.tx
+            } else {
+                &self.inner.jobs
+            };
+            writer
+                .send(Msg::Job(job))
+                .await
+                .map_err(|_| Error::Closed)?;
+            rx.await.map_err(|_| Error::Closed)?;
+        }
+        Ok(())
     }
 
     /// Finishes pending writes (they are queued before this) and checkpoints the WAL;
@@ -415,15 +486,38 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Db) -> Result<T> + Send + 'static,
     {
+        self.read_in(false, f).await
+    }
+
+    /// Like [`Store::read`], on where the spool lives.
+    pub(crate) async fn read_spool<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
+        self.read_in(true, f).await
+    }
+
+    async fn read_in<T, F>(&self, spool: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            let pool = if spool {
+                &inner.spool_readers
+            } else {
+                &inner.readers
+            };
+            let pooled = pool.lock().ok().and_then(|mut p| p.pop());
             let conn = match pooled {
                 Some(c) => c,
+                None if spool => inner.engine.connect_spool(true, false)?,
                 None => inner.engine.connect(true, false)?,
             };
             let out = f(&conn);
-            if let Ok(mut p) = inner.readers.lock()
+            if let Ok(mut p) = pool.lock()
                 && p.len() < 8
             {
                 p.push(conn);
@@ -435,11 +529,14 @@ impl Store {
     }
 }
 
+/// A writer thread. `spool`: this one owns the spool's connection, whose free pages are all
+/// returned to the file system whenever the spool is drained.
 fn writer_loop(
     mut conn: Db,
     mut rx: mpsc::Receiver<Msg>,
     spooled: Arc<Notify>,
     backlog: Arc<std::sync::atomic::AtomicI64>,
+    spool: bool,
 ) {
     let mut spools: Vec<(SpoolEntry, oneshot::Sender<Result<i64>>)> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
@@ -481,11 +578,12 @@ fn writer_loop(
             job(&mut conn);
         }
         if rx.is_empty() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            crate::sqlite::checkpoint(&conn);
+            let drained = spool && backlog.load(std::sync::atomic::Ordering::Relaxed) == 0;
+            crate::sqlite::checkpoint(&conn, drained);
             last_checkpoint = std::time::Instant::now();
         }
     }
-    crate::sqlite::checkpoint(&conn);
+    crate::sqlite::checkpoint(&conn, false);
 }
 
 /// Runs `f` in a transaction on `conn`, committing what it did unless it failed.
