@@ -6,8 +6,9 @@
 //! connection and runs every other write, saves of processed batches included, so an
 //! acknowledgement never waits behind a save. On SQLite the spool is a database file of
 //! its own for this (one file has one writer at a time). Reads use small pools of
-//! connections on the blocking thread pool, so API queries never wait for a writer. With PostgreSQL, several processes may do all this over one database; what must
-//! happen once across them is claimed with row leases (see `leases` and the spool claim).
+//! connections on the blocking thread pool, so API queries never wait for a writer. With
+//! PostgreSQL, several processes may do all this over one database; what must happen once
+//! across them is claimed with row leases (see `leases` and the spool claim).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
