@@ -182,42 +182,20 @@ pub(crate) fn open_spool(path: &Path, read_only: bool, fsync: bool) -> Result<Db
 /// deleted, ids continue after that one even in a new spool file, and envelopes an older
 /// version spooled in the main database move over (keeping their ids, so a move that was
 /// interrupted is simply done again).
-pub(crate) fn settle_spool(main: &mut Db, spool: &mut Db) -> Result<i64> {
-    let mut moved = false;
-    let mut after = 0i64;
-    loop {
-        let rows = main
-            .prepare(
-                "SELECT id, project_id, received, client_ip, sdk_client, encoding, body FROM spool WHERE id > ?1 ORDER BY id LIMIT 256",
-            )?
-            .query_map([after], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let Some(last) = rows.last().map(|r| r.0) else {
-            break;
-        };
-        let tx = spool.transaction()?;
-        for (id, project, received, ip, sdk, encoding, body) in rows {
-            tx.execute(
-                "INSERT OR IGNORE INTO spool (id, project_id, received, client_ip, sdk_client, encoding, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                rusqlite::params![id, project, received, ip, sdk, encoding, body],
-            )?;
-        }
-        tx.commit()?;
-        after = last;
-        moved = true;
-    }
-    if moved {
-        main.execute("DELETE FROM spool", rusqlite::params![])?;
+pub(crate) fn settle_spool(main: &Db, spool: &mut Db, spool_file: &Path) -> Result<i64> {
+    let legacy = crate::store::count(main, "SELECT COUNT(*) FROM spool", rusqlite::params![])?;
+    if legacy > 0 {
+        main.execute(
+            "ATTACH DATABASE ?1 AS spool_file",
+            [spool_file.display().to_string()],
+        )?;
+        let moved = main.execute_batch(
+            "INSERT OR IGNORE INTO spool_file.spool (id, project_id, received, client_ip, sdk_client, encoding, body)
+               SELECT id, project_id, received, client_ip, sdk_client, encoding, body FROM main.spool;
+             DELETE FROM main.spool;",
+        );
+        let detached = main.execute_batch("DETACH DATABASE spool_file");
+        moved.and(detached)?;
     }
     let done: i64 = main.query_row(
         "SELECT last_id FROM spool_progress WHERE id = 1",
@@ -302,7 +280,10 @@ mod tests {
         main.execute("UPDATE spool_progress SET last_id = 3", rusqlite::params![])
             .expect("progress");
         let mut spool = open_spool(&spool_path(&main_path), false, false).expect("spool");
-        assert_eq!(settle_spool(&mut main, &mut spool).expect("settle"), 3);
+        assert_eq!(
+            settle_spool(&main, &mut spool, &spool_path(&main_path)).expect("settle"),
+            3
+        );
         assert_eq!(ids(&spool), vec![4, 9]);
         assert_eq!(
             crate::store::count(&main, "SELECT COUNT(*) FROM spool", rusqlite::params![])
@@ -323,7 +304,10 @@ mod tests {
         )
         .expect("progress");
         let mut spool = open_spool(&spool_path(&main_path), false, false).expect("spool");
-        assert_eq!(settle_spool(&mut main, &mut spool).expect("settle"), 10);
+        assert_eq!(
+            settle_spool(&main, &mut spool, &spool_path(&main_path)).expect("settle"),
+            10
+        );
         insert(&spool, None);
         assert_eq!(ids(&spool), vec![11]);
     }

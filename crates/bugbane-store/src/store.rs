@@ -178,11 +178,12 @@ impl Store {
             }
         };
         let mut conn = engine.connect(false, options.fsync)?;
-        let (spool_conn, spool_done) = match engine {
-            Engine::Sqlite(_) => {
+        let (spool_conn, spool_done) = match &engine {
+            Engine::Sqlite(path) => {
                 crate::sqlite::migrate(&mut conn)?;
                 let mut spool = engine.connect_spool(false, options.fsync)?;
-                let done = crate::sqlite::settle_spool(&mut conn, &mut spool)?;
+                let file = crate::sqlite::spool_path(path);
+                let done = crate::sqlite::settle_spool(&conn, &mut spool, &file)?;
                 (spool, done)
             }
             Engine::Postgres(_) => {
