@@ -1,6 +1,7 @@
 //! The background processor: reads acknowledged envelopes from the spool, processes them
-//! (on its own threads, one per core, since it is pure CPU) and saves the results,
-//! removing them from the spool in the same transaction. After a crash it simply resumes from the spool.
+//! (on its own threads, one per core, since it is pure CPU) and saves the results, which
+//! marks them processed in the same transaction (see `Store::save_processed`). After a
+//! crash it simply resumes from the spool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -178,11 +179,10 @@ fn spawn_worker(i: usize) -> std::sync::mpsc::Sender<Chunk> {
         .spawn(move || {
             yield_to_ingest();
             while let Ok(chunk) = rx.recv() {
-                let c = &chunk.ctx;
                 let out = chunk
                     .rows
                     .into_iter()
-                    .map(|r| process_row(&c.store, r, &c.settings, c.max_raw, c.max_session_age))
+                    .map(|r| process_row(&chunk.ctx, r))
                     .collect();
                 let _ = chunk.reply.send(out);
             }
@@ -208,46 +208,32 @@ const PROCESSING_NICE: i32 = 10;
 
 /// Processes one spooled envelope. A panic in processing (a bug) must neither stop the
 /// processor nor lose the envelope: it is kept raw as an `unprocessable_envelope` record.
-fn process_row(
-    store: &Store,
-    row: SpoolRow,
-    settings: &HashMap<i64, ScrubSettings>,
-    max_raw: usize,
-    max_session_age: f64,
-) -> ProcessedEnvelope {
-    let (id, project_id, received) = (row.id, row.project_id, row.received);
-    let body = row.body.clone();
+fn process_row(ctx: &BatchContext, row: SpoolRow) -> ProcessedEnvelope {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_row_inner(store, row, settings, max_raw, max_session_age)
+        process_row_inner(ctx, &row)
     })) {
         Ok(p) => p,
         Err(_) => {
             tracing::error!(
-                spool.id = id,
-                project.id = project_id,
+                spool.id = row.id,
+                project.id = row.project_id,
                 "processing an envelope panicked; keeping it raw"
             );
             let records = EnvelopeRecords {
                 records: vec![bugbane_core::items::Record::Raw {
                     ty: "unprocessable_envelope".into(),
                     content_type: Some("application/x-sentry-envelope".into()),
-                    payload: body,
+                    payload: row.body,
                     truncated: false,
                 }],
                 dropped: Vec::new(),
             };
-            ProcessedEnvelope::new(store, id, project_id, received, records)
+            ProcessedEnvelope::new(&ctx.store, row.id, row.project_id, row.received, records)
         }
     }
 }
 
-fn process_row_inner(
-    store: &Store,
-    row: SpoolRow,
-    settings: &HashMap<i64, ScrubSettings>,
-    max_raw: usize,
-    max_session_age: f64,
-) -> ProcessedEnvelope {
+fn process_row_inner(batch: &BatchContext, row: &SpoolRow) -> ProcessedEnvelope {
     let decoded = bugbane_protocol::decode_body(row.encoding.as_deref(), &row.body, usize::MAX);
     let body: &[u8] = match &decoded {
         Ok(b) => b,
@@ -271,10 +257,14 @@ fn process_row_inner(
                         .map(|e| e.to_string())
                         .unwrap_or_else(|| format!("{:032x}", row.id)),
                 },
-                scrub: settings.get(&row.project_id).cloned().unwrap_or_default(),
-                max_session_age,
+                scrub: batch
+                    .settings
+                    .get(&row.project_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                max_session_age: batch.max_session_age,
             };
-            process_envelope(&env, &ctx, max_raw)
+            process_envelope(&env, &ctx, batch.max_raw)
         }
         Err(e) => {
             // Validated at ingest, so this means the spool row itself is damaged.
@@ -285,5 +275,5 @@ fn process_row_inner(
     for reason in &records.dropped {
         tracing::warn!(project.id = row.project_id, reason = %reason, "dropped an envelope item");
     }
-    ProcessedEnvelope::new(store, row.id, row.project_id, row.received, records)
+    ProcessedEnvelope::new(&batch.store, row.id, row.project_id, row.received, records)
 }
