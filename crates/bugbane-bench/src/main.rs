@@ -17,10 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use clap::Parser;
+use http_body_util::{BodyExt, Full};
 use tokio::io::AsyncBufReadExt;
 
-use workload::{Size, Workload};
+use workload::{HeadGzip, Size, Workload};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,6 +109,66 @@ impl Rng {
     }
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection to the server, used as `wrk` uses its own: the next
+/// request is written as soon as the last answer is read. A pooling client's per-request
+/// work (parsing the URL, finding an idle connection) would be the generator's own cost,
+/// taken from the two cores the server is measured on.
+struct Connection {
+    authority: String,
+    path: String,
+    auth: hyper::header::HeaderValue,
+    send: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    fn new(url: &str, auth: &str) -> Connection {
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        Connection {
+            authority: authority.to_string(),
+            path: path.to_string(),
+            auth: hyper::header::HeaderValue::from_str(auth)
+                .unwrap_or(hyper::header::HeaderValue::from_static("")),
+            send: None,
+        }
+    }
+
+    /// Posts one envelope and reads the whole answer; connects (again) when needed.
+    async fn post(&mut self, body: Vec<u8>, gzip: bool) -> Result<hyper::StatusCode> {
+        let send = match &mut self.send {
+            Some(s) if !s.is_closed() => s,
+            _ => {
+                let tcp = tokio::net::TcpStream::connect(&self.authority).await?;
+                tcp.set_nodelay(true)?;
+                let (send, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                        .await?;
+                tokio::spawn(conn);
+                self.send.insert(send)
+            }
+        };
+        let mut req = hyper::Request::post(self.path.as_str())
+            .header(hyper::header::HOST, self.authority.as_str())
+            .header("x-sentry-auth", self.auth.clone());
+        if gzip {
+            req = req.header(hyper::header::CONTENT_ENCODING, "gzip");
+        }
+        let req = req.body(Full::new(Bytes::from(body)))?;
+        let answer = async {
+            send.ready().await?;
+            let res = send.send_request(req).await?;
+            let status = res.status();
+            res.into_body().collect().await?;
+            anyhow::Ok(status)
+        }
+        .await;
+        if answer.is_err() {
+            self.send = None;
+        }
+        answer
     }
 }
 
@@ -285,7 +347,10 @@ fn process_only(args: &Args, n: usize) -> Result<()> {
     // A fixed set of bodies, reused, so that runs of different lengths differ only in
     // processing (the difference of two runs' instruction counts is processing alone).
     let bodies: Vec<Vec<u8>> = (0..64)
-        .map(|i| workload.body(workload.pick(rng.unit()), &format!("{i:032x}"), now))
+        .map(|i| {
+            let issue = workload.pick(rng.unit());
+            workload.body(issue, &format!("{i:032x}"), now, &mut HeadGzip::default())
+        })
         .collect();
     let encoding = (!args.identity).then_some("gzip");
     let mut ctx = bugbane_core::ProcessContext::default();
@@ -375,8 +440,7 @@ async fn main() -> Result<()> {
         Mode::Closed => None,
     };
     for w in 0..args.connections {
-        let (http, url, auth, workload, counters, stop, seq) = (
-            http.clone(),
+        let (url, auth, workload, counters, stop, seq) = (
             node_urls[w % node_urls.len()].clone(),
             auth.clone(),
             workload.clone(),
@@ -384,12 +448,13 @@ async fn main() -> Result<()> {
             stop.clone(),
             seq.clone(),
         );
-        let gzip = !args.identity;
         workers.push(tokio::spawn(async move {
             let mut rng =
                 Rng(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut next = Instant::now();
+            let mut conn = Connection::new(&url, &auth);
+            let mut gz = HeadGzip::default();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(iv) = per_worker_interval {
                     next += iv;
@@ -402,18 +467,14 @@ async fn main() -> Result<()> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0);
-                let body = workload.body(issue, &id, now);
-                let mut req = http.post(&url).header("x-sentry-auth", &auth).body(body);
-                if gzip {
-                    req = req.header("content-encoding", "gzip");
-                }
+                let body = workload.body(issue, &id, now, &mut gz);
                 let t = Instant::now();
-                match req.send().await {
-                    Ok(res) if res.status().is_success() => {
+                match conn.post(body, workload.gzip).await {
+                    Ok(status) if status.is_success() => {
                         latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                         counters.accepted.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(res) if res.status().as_u16() == 429 || res.status().as_u16() == 503 => {
+                    Ok(status) if status.as_u16() == 429 || status.as_u16() == 503 => {
                         counters.limited.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
