@@ -25,7 +25,6 @@ const SETTINGS_TTL: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(app: Arc<App>) {
     let wake = app.store.spooled();
-    let mut cursor = 0i64;
     // Other processes sharing the database spool too, without waking this one.
     let idle_poll = if app.store.is_shared() {
         Duration::from_millis(200)
@@ -34,8 +33,14 @@ pub(crate) async fn run(app: Arc<App>) {
     };
     let mut settings: HashMap<i64, (ScrubSettings, Instant)> = HashMap::new();
     let mut workers = Workers::start();
+    // A batch is saved (on the store's writer) while the next one is processed: the two
+    // overlap instead of leaving the processing threads idle during every save.
+    let mut saving: Option<tokio::task::JoinHandle<bool>> = None;
+    // The last spooled id handed to processing; 0 after a failure, to start over from what
+    // is unsaved.
+    let mut claimed = 0i64;
     loop {
-        let rows = match app.store.claim_spool(cursor, BATCH).await {
+        let rows = match app.store.claim_spool(claimed, BATCH).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the spool failed");
@@ -44,6 +49,12 @@ pub(crate) async fn run(app: Arc<App>) {
             }
         };
         if rows.is_empty() {
+            if let Some(s) = saving.take() {
+                if !s.await.unwrap_or(false) {
+                    claimed = 0;
+                }
+                continue;
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(idle_poll) => {}
@@ -68,34 +79,50 @@ pub(crate) async fn run(app: Arc<App>) {
             max_raw: app.config.ingest.max_raw_item_bytes,
             max_session_age: f64::from(app.config.ingest.max_session_age_days) * 86400.0,
         });
-        let last = rows.last().map(|r| r.id).unwrap_or(cursor);
-        let n = rows.len() as i64;
-        let Some(batch) = workers.process(rows, batch_ctx).await else {
-            // A worker died mid-chunk; nothing was saved, so the batch is read again.
-            tracing::error!(
-                envelopes = n,
-                "a processing thread stopped; retrying the batch"
-            );
+        let last = rows.last().map(|r| r.id).unwrap_or(claimed);
+        let n = rows.len();
+        let processed = workers.process(rows, batch_ctx).await;
+        // Batches are saved in spool order, one after the other.
+        let previous_saved = match saving.take() {
+            Some(s) => s.await.unwrap_or(false),
+            None => true,
+        };
+        let Some(batch) = processed.filter(|_| previous_saved) else {
+            if previous_saved {
+                // A worker died mid-chunk; nothing of this batch was saved, so it is read again.
+                tracing::error!(
+                    envelopes = n,
+                    "a processing thread stopped; retrying the batch"
+                );
+            }
+            claimed = 0;
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        let started = Instant::now();
-        match app.store.save_processed(batch).await {
-            Ok(summary) => {
-                cursor = last;
-                tracing::debug!(
-                    envelopes = n,
-                    events = summary.events.len(),
-                    duplicates = summary.duplicates,
-                    duration_ms = started.elapsed().as_millis() as u64,
-                    "processed a spool batch"
-                );
-            }
-            Err(e) => {
-                // Nothing of the batch was saved; it stays in the spool and is retried.
-                tracing::error!(error = %e, envelopes = n, "saving a processed batch failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        claimed = last;
+        saving = Some(tokio::spawn(save(app.store.clone(), batch)));
+    }
+}
+
+/// Saves one processed batch; false when it failed (then nothing of it was saved, it stays
+/// in the spool and is processed again).
+async fn save(store: Store, batch: Vec<ProcessedEnvelope>) -> bool {
+    let started = Instant::now();
+    let n = batch.len();
+    match store.save_processed(batch).await {
+        Ok(summary) => {
+            tracing::debug!(
+                envelopes = n,
+                events = summary.events.len(),
+                duplicates = summary.duplicates,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "processed a spool batch"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, envelopes = n, "saving a processed batch failed");
+            false
         }
     }
 }

@@ -163,10 +163,12 @@ pub(crate) fn commit_spool_batch(conn: &mut Db, entries: &[SpoolEntry]) -> Resul
 }
 
 impl Store {
-    /// The next spooled envelopes to process, oldest first. On SQLite this process is the
-    /// only processor and reads past `after` (the last id it saved). On PostgreSQL the rows
+    /// The next spooled envelopes to process, oldest first, after `after`: the last id this
+    /// process has claimed and not given up on (0 to start over from what is unsaved). On
+    /// SQLite this process is the only processor and reads past it. On PostgreSQL the rows
     /// are leased to this process (see [`crate::StoreOptions`]), skipping rows other processes
-    /// hold; a lease that lapses (its holder died) lets any process take the rows over.
+    /// hold and its own rows up to `after` (still being processed or saved); a lease that
+    /// lapses (its holder died) lets any process take the rows over.
     pub async fn claim_spool(&self, after: i64, limit: i64) -> Result<Vec<SpoolRow>> {
         const COLS: &str = "id, project_id, received, client_ip, sdk_client, encoding, body";
         let row = |r: &Row<'_>| {
@@ -199,11 +201,12 @@ impl Store {
                 let t = now();
                 let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE spool SET lease_holder = ?1, lease_until = ?2 WHERE id IN (
-                       SELECT id FROM spool WHERE lease_until IS NULL OR lease_until < ?3 OR lease_holder = ?1
+                       SELECT id FROM spool
+                       WHERE lease_until IS NULL OR lease_until < ?3 OR (lease_holder = ?1 AND id > ?5)
                        ORDER BY id LIMIT ?4 FOR UPDATE SKIP LOCKED)
                      RETURNING {COLS}"
                 ))?;
-                let rows = stmt.query_map(params![holder, t + lease, t, limit], row)?;
+                let rows = stmt.query_map(params![holder, t + lease, t, limit, after], row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
