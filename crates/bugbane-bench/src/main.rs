@@ -22,7 +22,7 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use tokio::io::AsyncBufReadExt;
 
-use workload::{HeadGzip, Size, Workload};
+use workload::{Size, Workload};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -349,7 +349,7 @@ fn process_only(args: &Args, n: usize) -> Result<()> {
     let bodies: Vec<Vec<u8>> = (0..64)
         .map(|i| {
             let issue = workload.pick(rng.unit());
-            workload.body(issue, &format!("{i:032x}"), now, &mut HeadGzip::default())
+            workload.body(issue, &format!("{i:032x}"), now)
         })
         .collect();
     let encoding = (!args.identity).then_some("gzip");
@@ -454,7 +454,6 @@ async fn main() -> Result<()> {
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut next = Instant::now();
             let mut conn = Connection::new(&url, &auth);
-            let mut gz = HeadGzip::default();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(iv) = per_worker_interval {
                     next += iv;
@@ -467,7 +466,7 @@ async fn main() -> Result<()> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0);
-                let body = workload.body(issue, &id, now, &mut gz);
+                let body = workload.body(issue, &id, now);
                 let t = Instant::now();
                 match conn.post(body, workload.gzip).await {
                     Ok(status) if status.is_success() => {
