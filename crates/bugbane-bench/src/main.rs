@@ -347,10 +347,7 @@ fn process_only(args: &Args, n: usize) -> Result<()> {
     // A fixed set of bodies, reused, so that runs of different lengths differ only in
     // processing (the difference of two runs' instruction counts is processing alone).
     let bodies: Vec<Vec<u8>> = (0..64)
-        .map(|i| {
-            let issue = workload.pick(rng.unit());
-            workload.body(issue, &format!("{i:032x}"), now)
-        })
+        .map(|i| workload.body(workload.pick(rng.unit()), &format!("{i:032x}"), now))
         .collect();
     let encoding = (!args.identity).then_some("gzip");
     let mut ctx = bugbane_core::ProcessContext::default();

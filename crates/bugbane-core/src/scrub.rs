@@ -66,32 +66,29 @@ static PASSWORD_KEY_MATCHER: LazyLock<AhoCorasick> =
     LazyLock::new(|| case_insensitive(PASSWORD_KEYS));
 
 /// Keys that every event repeats by the hundred (in frames and breadcrumbs) and that hold
-/// none of the password words: skipping the matcher for them halves its calls.
-fn is_frequent_key(key: &str) -> bool {
-    matches!(
-        key,
-        "filename"
-            | "abs_path"
-            | "function"
-            | "module"
-            | "lineno"
-            | "colno"
-            | "in_app"
-            | "context_line"
-            | "pre_context"
-            | "post_context"
-            | "vars"
-            | "platform"
-            | "package"
-            | "instruction_addr"
-            | "timestamp"
-            | "category"
-            | "message"
-            | "level"
-            | "type"
-            | "data"
-    )
-}
+/// none of the password words: skipping the matcher for them saves a quarter of its calls.
+const FREQUENT_KEYS: &[&str] = &[
+    "filename",
+    "abs_path",
+    "function",
+    "module",
+    "lineno",
+    "colno",
+    "in_app",
+    "context_line",
+    "pre_context",
+    "post_context",
+    "vars",
+    "platform",
+    "package",
+    "instruction_addr",
+    "timestamp",
+    "category",
+    "message",
+    "level",
+    "type",
+    "data",
+];
 
 /// Words at least one of which every string the in-string rules can match contains (the
 /// other necessary conditions are in [`may_hold_secret`]).
@@ -359,7 +356,7 @@ impl Scrubber<'_> {
             return false;
         }
         (self.settings.scrub_defaults
-            && !is_frequent_key(key)
+            && !FREQUENT_KEYS.contains(&key)
             && PASSWORD_KEY_MATCHER.is_match(key))
             || self.sensitive.iter().any(|s| contains_ci(key, s))
     }
@@ -472,29 +469,7 @@ mod tests {
 
     #[test]
     fn frequent_keys_hold_no_password_word() {
-        for key in [
-            "filename",
-            "abs_path",
-            "function",
-            "module",
-            "lineno",
-            "colno",
-            "in_app",
-            "context_line",
-            "pre_context",
-            "post_context",
-            "vars",
-            "platform",
-            "package",
-            "instruction_addr",
-            "timestamp",
-            "category",
-            "message",
-            "level",
-            "type",
-            "data",
-        ] {
-            assert!(is_frequent_key(key), "{key}");
+        for key in FREQUENT_KEYS {
             assert!(!PASSWORD_KEY_MATCHER.is_match(key), "{key}");
         }
     }
