@@ -38,7 +38,7 @@ pub fn decode_body<'a>(
                 Ok(Cow::Borrowed(body))
             }
         }
-        "gzip" | "x-gzip" => gunzip(body, gzip_size_hint(body).min(limit), limit).map(Cow::Owned),
+        "gzip" | "x-gzip" => gunzip(body, gzip_size_hint(body), limit).map(Cow::Owned),
         // The `bufread` decoders read the slice in place, without copying it through a buffer.
         "deflate" => read_capped(flate2::bufread::ZlibDecoder::new(body), 0, limit, "deflate"),
         "br" => read_capped(
@@ -89,9 +89,16 @@ thread_local! {
 
 /// Inflates a gzip body of one or more members (RFC 1952), each checked against its
 /// trailer's CRC-32 and size, refusing more than `limit` bytes of output.
+///
+/// Inflating writes into initialised bytes: the output is zero-filled once as it grows,
+/// and its length tracked here. (`decompress_vec` zero-fills all spare capacity on every
+/// call: several times a body's size per body.)
 fn gunzip(body: &[u8], capacity: usize, limit: usize) -> Result<Vec<u8>, DecodeError> {
     const CORRUPT: DecodeError = DecodeError::Corrupt("gzip");
-    let mut out = Vec::with_capacity(capacity.saturating_add(1));
+    // One more byte than allowed, so that output over the limit is seen.
+    let ceiling = limit.saturating_add(1);
+    let mut out = Vec::new();
+    let mut len = 0;
     let mut rest = body;
     INFLATE.with_borrow_mut(|inflate| {
         loop {
@@ -99,37 +106,40 @@ fn gunzip(body: &[u8], capacity: usize, limit: usize) -> Result<Vec<u8>, DecodeE
                 .get(gzip_header_len(rest).ok_or(CORRUPT)?..)
                 .ok_or(CORRUPT)?;
             inflate.reset(false);
-            let start = out.len();
+            let start = len;
             loop {
-                if out.len() == out.capacity() {
-                    let more = out.len().max(32 << 10);
-                    out.reserve(more.min(limit.saturating_add(1) - out.len()));
+                if len == out.len() {
+                    let grow = if out.is_empty() { capacity } else { out.len() };
+                    out.resize(ceiling.min(len + grow.max(4096)), 0);
                 }
-                let (read, written) = (inflate.total_in(), out.len());
+                let (read, written) = (inflate.total_in(), inflate.total_out());
                 let status = inflate
-                    .decompress_vec(rest, &mut out, flate2::FlushDecompress::None)
+                    .decompress(rest, &mut out[len..], flate2::FlushDecompress::None)
                     .map_err(|_| CORRUPT)?;
-                rest = &rest[(inflate.total_in() - read) as usize..];
-                if out.len() > limit {
+                let (taken, made) = (inflate.total_in() - read, inflate.total_out() - written);
+                rest = &rest[taken as usize..];
+                len += made as usize;
+                if len > limit {
                     return Err(DecodeError::TooLarge(limit));
                 }
                 if status == flate2::Status::StreamEnd {
                     break;
                 }
                 // Room to write and nothing read or written: the member is cut short.
-                if inflate.total_in() == read && out.len() == written {
+                if taken == 0 && made == 0 {
                     return Err(CORRUPT);
                 }
             }
             let (trailer, after) = rest.split_first_chunk::<8>().ok_or(CORRUPT)?;
             let mut crc = flate2::Crc::new();
-            crc.update(&out[start..]);
-            let size = (out.len() - start) as u32; // RFC 1952 keeps the size modulo 2^32
+            crc.update(&out[start..len]);
+            let size = (len - start) as u32; // RFC 1952 keeps the size modulo 2^32
             if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != size.to_le_bytes() {
                 return Err(CORRUPT);
             }
             rest = after;
             if rest.is_empty() {
+                out.truncate(len);
                 return Ok(out);
             }
         }
