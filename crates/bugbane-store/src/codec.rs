@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::db::{Db, OptionalExtension};
 use serde_json::Value;
+use zstd::zstd_safe::{CParameter, DictAttachPref};
 
 use crate::error::{Error, Result};
 
@@ -28,6 +29,8 @@ const SAMPLES: usize = 2000;
 const SAMPLE_BYTES: usize = 100 * DICT_BYTES;
 /// Dictionary size: large enough for many stack traces' worth of shared text.
 const DICT_BYTES: usize = 112 * 1024;
+/// The largest JSON buffer a thread keeps between payloads.
+const JSON_BUFFER_KEPT: usize = 256 * 1024;
 
 /// The dictionary new payloads are compressed with.
 struct Current {
@@ -57,6 +60,9 @@ struct Samples {
 thread_local! {
     static COMPRESSOR: RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// The JSON text being compressed, reused: grown once instead of doubling from empty
+    /// (with a copy at each step) for every payload.
+    static JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Compresses without a dictionary (spooled envelopes, attachments, raw items).
@@ -71,7 +77,16 @@ fn compress_with(bytes: &[u8], dict: Option<(u32, &[u8])>) -> Vec<u8> {
             let mut slot = c.borrow_mut();
             if slot.as_ref().is_none_or(|(id, _)| *id != want) {
                 let made = match dict {
+                    // Payloads over a few KiB would get a copy of the dictionary's
+                    // match tables per call (over a third of compression time); attached,
+                    // the tables are read where they are.
                     Some((id, d)) => zstd::bulk::Compressor::with_dictionary(LEVEL, d)
+                        .and_then(|mut c| {
+                            c.set_parameter(CParameter::ForceAttachDict(
+                                DictAttachPref::ForceAttach,
+                            ))?;
+                            Ok(c)
+                        })
                         .ok()
                         .map(|c| (id, c)),
                     None => zstd::bulk::Compressor::new(LEVEL).ok().map(|c| (0, c)),
@@ -86,19 +101,29 @@ fn compress_with(bytes: &[u8], dict: Option<(u32, &[u8])>) -> Vec<u8> {
 impl Dictionaries {
     /// Compresses an event-like payload, with the trained dictionary once there is one.
     pub(crate) fn compress_json(&self, v: &impl serde::Serialize) -> Vec<u8> {
-        let raw = serde_json::to_vec(v).unwrap_or_default();
-        let current = self
-            .current
-            .read()
-            .ok()
-            .and_then(|c| c.as_ref().map(|c| (c.id, c.data.clone())));
-        match current {
-            Some((id, data)) => compress_with(&raw, Some((id, &data))),
-            None => {
-                self.collect_sample(&raw);
-                compress(&raw)
+        JSON.with_borrow_mut(|raw| {
+            raw.clear();
+            if serde_json::to_writer(&mut *raw, v).is_err() {
+                raw.clear();
             }
-        }
+            let current = self
+                .current
+                .read()
+                .ok()
+                .and_then(|c| c.as_ref().map(|c| (c.id, c.data.clone())));
+            let compressed = match current {
+                Some((id, data)) => compress_with(raw, Some((id, &data))),
+                None => {
+                    self.collect_sample(raw);
+                    compress(raw)
+                }
+            };
+            // A rare huge payload does not stay resident on every thread.
+            if raw.capacity() > JSON_BUFFER_KEPT {
+                *raw = Vec::new();
+            }
+            compressed
+        })
     }
 
     fn collect_sample(&self, raw: &[u8]) {
