@@ -90,19 +90,6 @@ const FREQUENT_KEYS: &[&str] = &[
     "data",
 ];
 
-/// Words at least one of which every string the in-string rules can match contains (the
-/// other necessary conditions are in [`may_hold_secret`]).
-static SECRET_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    case_insensitive(&[
-        "bearer",
-        "users",
-        "profiles",
-        "-----begin",
-        "/home/",
-        "documents and settings",
-    ])
-});
-
 fn case_insensitive(words: &[&str]) -> AhoCorasick {
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
@@ -442,15 +429,45 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 /// Cheap necessary conditions for any in-string rule: most strings (code, messages,
-/// names) fail them all and skip the regular expressions.
+/// names) fail them all and skip the regular expressions. Each test looks for bytes the
+/// rule cannot match without (with SIMD byte search), then checks the words around them.
 fn may_hold_secret(s: &str) -> bool {
     if s.len() < 7 {
         return false;
     }
     let b = s.as_bytes();
+    // Card numbers and US SSNs: at least nine digits.
     b.iter().filter(|c| c.is_ascii_digit()).count() >= 9
-        || (b.contains(&b'@') && s.contains("//"))
-        || SECRET_WORDS.is_match(s)
+        // Passwords in URLs: `//user:password@`.
+        || (memchr::memchr(b'@', b).is_some() && DOUBLE_SLASH.find(b).is_some())
+        // PEM keys (the rule is case-sensitive).
+        || PEM_BEGIN.find(b).is_some()
+        || memchr::memchr2_iter(b'b', b'B', b).any(|i| starts_with_ci(&b[i..], b"bearer"))
+        // Home directories: every form has a slash next to its word.
+        || memchr::memchr2_iter(b'/', b'\\', b).any(|i| {
+            let after = &b[i + 1..];
+            starts_with_ci(after, b"users")
+                || starts_with_ci(after, b"home/")
+                || starts_with_ci(after, b"profiles")
+                || b[..i]
+                    .len()
+                    .checked_sub(DOCUMENTS.len())
+                    .is_some_and(|at| b[at..i].eq_ignore_ascii_case(DOCUMENTS))
+        })
+}
+
+const DOCUMENTS: &[u8] = b"documents and settings";
+
+/// Searchers built once: `memmem::find` would build one per call.
+static DOUBLE_SLASH: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"//"));
+static PEM_BEGIN: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"-----BEGIN"));
+
+/// ASCII case-insensitive prefix test; `prefix` is lower case.
+fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 fn is_empty_value(v: &Value) -> bool {
@@ -530,6 +547,40 @@ mod tests {
         assert_eq!(out["tags"][1][1], "ok");
         assert_eq!(out["logentry"]["formatted"], "password: hunter2");
         assert!(out["_meta"]["request"]["data"]["password"][""]["rem"].is_array());
+    }
+
+    #[test]
+    fn every_form_of_an_in_string_secret_is_masked() {
+        let secrets = [
+            "auth: BEARER abcdefghijk",
+            "auth: bearer abcdefghijk",
+            "card 5105-1051-0510-5100 used",
+            "-----BEGIN RSA PRIVATE KEY-----abc-----END RSA PRIVATE KEY-----",
+            "see redis://cache:hunter2@10.0.0.1/0",
+            r"C:\Users\alice\app.py",
+            "c:/users/alice/app.py",
+            "/HOME/alice/app.py",
+            "/Users/alice/app.py",
+            r"C:\Documents and Settings\alice\app.py",
+            r"C:\Windows\Profiles\alice\app.py",
+            "ssn 078-05-1120 on file",
+        ];
+        for secret in secrets {
+            let out = scrub(
+                json!({"extra": {"note": secret}}),
+                &ScrubSettings::default(),
+            );
+            let note = out["extra"]["note"].as_str().unwrap_or_default();
+            assert!(note.contains(FILTERED), "{secret} -> {note}");
+        }
+        for plain in [
+            "let ratio = a / b; // users count",
+            "Bearing north",
+            "/var/lib/app",
+        ] {
+            let out = scrub(json!({"extra": {"note": plain}}), &ScrubSettings::default());
+            assert_eq!(out["extra"]["note"], plain);
+        }
     }
 
     #[test]
