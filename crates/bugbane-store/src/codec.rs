@@ -20,6 +20,7 @@ use serde_json::Value;
 use zstd::zstd_safe::{CParameter, DictAttachPref};
 
 use crate::error::{Error, Result};
+use crate::json_text::JsonText;
 
 const LEVEL: i32 = 3;
 /// Payloads collected before a dictionary is trained, at most...
@@ -100,12 +101,10 @@ fn compress_with(bytes: &[u8], dict: Option<(u32, &[u8])>) -> Vec<u8> {
 
 impl Dictionaries {
     /// Compresses an event-like payload, with the trained dictionary once there is one.
-    pub(crate) fn compress_json(&self, v: &impl serde::Serialize) -> Vec<u8> {
+    pub(crate) fn compress_json(&self, v: &impl JsonText) -> Vec<u8> {
         JSON.with_borrow_mut(|raw| {
             raw.clear();
-            if serde_json::to_writer(&mut *raw, v).is_err() {
-                raw.clear();
-            }
+            v.write_json(raw);
             let current = self
                 .current
                 .read()

@@ -14,6 +14,7 @@ mod dashboard;
 mod db;
 mod error;
 mod ingest;
+mod json_text;
 mod model;
 mod performance;
 mod postgres;
