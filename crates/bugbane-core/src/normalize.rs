@@ -3,6 +3,9 @@
 //! platforms…), invalid data is dropped and recorded in `errors`, and unknown fields are
 //! kept untouched.
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use serde_json::{Map, Value, json};
 
 use crate::time_fmt::parse_timestamp;
@@ -540,6 +543,27 @@ pub(crate) fn normalize_stacktrace(st: &mut Value, platform: &str) {
     }
 }
 
+/// Path parts of package directories and CDN hosts: code under them is not in-app. One
+/// search for all of them per frame, instead of one per part.
+static THIRD_PARTY_PARTS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new([
+        "/node_modules/",
+        "/site-packages/",
+        "/dist-packages/",
+        "/vendor/",
+        "/go/pkg/mod/",
+        "/.pub-cache/",
+        "/.cargo/registry/",
+        "/cargo/registry/",
+        "/rustc/",
+        "unpkg.com",
+        "cdnjs.cloudflare.com",
+        "cdn.jsdelivr.net",
+        "esm.run",
+    ])
+    .unwrap_or_else(|e| panic!("third-party paths: {e}"))
+});
+
 /// Sentry's built-in enhancement rules, reduced to the ones that matter for the common
 /// platforms: third-party and runtime code is not in-app, whatever the SDK said.
 fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
@@ -560,31 +584,11 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
         .get("platform")
         .and_then(Value::as_str)
         .unwrap_or(platform);
-    let third_party = [
-        "/node_modules/",
-        "/site-packages/",
-        "/dist-packages/",
-        "/vendor/",
-        "/go/pkg/mod/",
-        "/.pub-cache/",
-        "/.cargo/registry/",
-        "/cargo/registry/",
-        "/rustc/",
-    ]
-    .iter()
-    .any(|p| path.contains(p))
+    let third_party = THIRD_PARTY_PARTS.is_match(path)
         || path.starts_with("node:")
         || ["/usr/lib/", "/lib/", "/usr/local/lib/"]
             .iter()
-            .any(|p| path.starts_with(p))
-        || [
-            "unpkg.com",
-            "cdnjs.cloudflare.com",
-            "cdn.jsdelivr.net",
-            "esm.run",
-        ]
-        .iter()
-        .any(|h| path.contains(h));
+            .any(|p| path.starts_with(p));
     let rust_std = fplatform == "native"
         && [
             "std::", "core::", "alloc::", "__rust_", "<std::", "<core::", "<alloc::",
@@ -824,4 +828,44 @@ fn normalize_contexts(event: &mut Map<String, Value>, is_transaction: bool) {
 /// The message a message event carries: formatted logentry, else the template.
 pub fn event_message(event: &Value) -> Option<&str> {
     get_str(event, &["logentry", "formatted"]).or_else(|| get_str(event, &["logentry", "message"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_app_after_rules(abs_path: &str) -> Option<bool> {
+        let mut frame = json!({"abs_path": abs_path, "function": "f", "in_app": true});
+        let m = frame.as_object_mut()?;
+        apply_in_app_rules(m, "python");
+        m.get("in_app").and_then(Value::as_bool)
+    }
+
+    #[test]
+    fn package_and_cdn_code_is_not_in_app() {
+        for path in [
+            "/srv/app/node_modules/lib/index.js",
+            "/usr/src/venv/lib/python3.12/site-packages/django/core.py",
+            "/usr/lib/python3/dist-packages/yaml/main.py",
+            "/app/vendor/laravel/framework/src/x.php",
+            "/root/go/pkg/mod/github.com/x/y.go",
+            "/home/u/.pub-cache/hosted/pkg/lib.dart",
+            "/home/u/.cargo/registry/src/tokio/lib.rs",
+            "/rustc/abc123/library/core/src/panic.rs",
+            "https://unpkg.com/react@18/index.js",
+            "https://cdnjs.cloudflare.com/ajax/libs/x.js",
+            "https://cdn.jsdelivr.net/npm/x.js",
+            "https://esm.run/x",
+            "node:internal/process",
+            "/usr/local/lib/python3.12/json/decoder.py",
+        ] {
+            assert_eq!(in_app_after_rules(path), Some(false), "{path}");
+        }
+        for path in [
+            "/srv/app/handlers/checkout.py",
+            "https://example.com/assets/app.js",
+        ] {
+            assert_eq!(in_app_after_rules(path), Some(true), "{path}");
+        }
+    }
 }
