@@ -449,8 +449,7 @@ fn may_hold_secret(s: &str) -> bool {
             starts_with_ci(after, b"users")
                 || starts_with_ci(after, b"home/")
                 || starts_with_ci(after, b"profiles")
-                || b[..i]
-                    .len()
+                || i
                     .checked_sub(DOCUMENTS.len())
                     .is_some_and(|at| b[at..i].eq_ignore_ascii_case(DOCUMENTS))
         })
