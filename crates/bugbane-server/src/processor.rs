@@ -4,7 +4,7 @@
 //! crash it simply resumes from the spool.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -39,8 +39,21 @@ pub(crate) async fn run(app: Arc<App>) {
     // The last spooled id handed to processing; 0 after a failure, to start over from what
     // is unsaved.
     let mut claimed = 0i64;
+    // The next batch, read while the current one is processed, so the processing threads
+    // never wait for the spool read.
+    let mut prefetched: Option<
+        tokio::task::JoinHandle<Result<Vec<SpoolRow>, bugbane_store::Error>>,
+    > = None;
     loop {
-        let rows = match app.store.claim_spool(claimed, BATCH).await {
+        let read = match prefetched.take() {
+            Some(next) => next.await.unwrap_or_else(|e| {
+                Err(bugbane_store::Error::Conflict(format!(
+                    "reading the spool stopped: {e}"
+                )))
+            }),
+            None => app.store.claim_spool(claimed, BATCH).await,
+        };
+        let rows = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the spool failed");
@@ -81,6 +94,10 @@ pub(crate) async fn run(app: Arc<App>) {
         });
         let last = rows.last().map(|r| r.id).unwrap_or(claimed);
         let n = rows.len();
+        let store = app.store.clone();
+        prefetched = Some(tokio::spawn(
+            async move { store.claim_spool(last, BATCH).await },
+        ));
         let processed = workers.process(rows, batch_ctx).await;
         // Batches are saved in spool order, one after the other.
         let previous_saved = match saving.take() {
@@ -96,6 +113,8 @@ pub(crate) async fn run(app: Arc<App>) {
                 );
             }
             claimed = 0;
+            // Read again from what is unsaved, not after this batch.
+            prefetched = None;
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
@@ -135,18 +154,25 @@ struct BatchContext {
     max_session_age: f64,
 }
 
-/// Rows for one processing thread, and where its results go.
+/// A few rows for whichever processing thread is free, and where their results go.
 struct Chunk {
     rows: Vec<SpoolRow>,
     ctx: Arc<BatchContext>,
     reply: oneshot::Sender<Vec<ProcessedEnvelope>>,
 }
 
+/// Rows per chunk: small, so that the threads share a batch evenly (rows differ in size and
+/// the cores in what else they run) and none sits idle while another finishes a long share.
+const CHUNK: usize = 8;
+
 /// One long-lived processing thread per core (processing is pure CPU and rows are
-/// independent). Threads started per batch cost their start-up each time, and each one
-/// that exits leaves its allocator pages to be reclaimed later: memory grew under load.
+/// independent), all taking chunks from one queue. Threads started per batch cost their
+/// start-up each time, and each one that exits leaves its allocator pages to be reclaimed
+/// later: memory grew under load.
 struct Workers {
-    threads: Vec<std::sync::mpsc::Sender<Chunk>>,
+    queue: std::sync::mpsc::Sender<Chunk>,
+    chunks: Arc<Mutex<std::sync::mpsc::Receiver<Chunk>>>,
+    threads: Vec<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Workers {
@@ -155,8 +181,12 @@ impl Workers {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
+        let (queue, chunks) = std::sync::mpsc::channel();
+        let chunks = Arc::new(Mutex::new(chunks));
         Workers {
-            threads: (0..n).map(spawn_worker).collect(),
+            threads: (0..n).map(|i| spawn_worker(i, chunks.clone())).collect(),
+            queue,
+            chunks,
         }
     }
 
@@ -167,29 +197,27 @@ impl Workers {
         rows: Vec<SpoolRow>,
         ctx: Arc<BatchContext>,
     ) -> Option<Vec<ProcessedEnvelope>> {
-        let threads = if rows.len() < 8 {
-            1
-        } else {
-            self.threads.len()
-        };
-        let size = rows.len().div_ceil(threads).max(1);
+        // A thread that stopped is replaced before more work is queued for it.
+        for (i, t) in self.threads.iter_mut().enumerate() {
+            if t.as_ref().is_none_or(|h| h.is_finished()) {
+                *t = spawn_worker(i, self.chunks.clone());
+            }
+        }
+        if self.threads.iter().all(Option::is_none) {
+            return None;
+        }
         let mut rows = rows.into_iter().peekable();
-        let mut replies = Vec::with_capacity(threads);
-        let mut i = 0;
+        let mut replies = Vec::new();
         while rows.peek().is_some() {
             let (reply, rx) = oneshot::channel();
             let chunk = Chunk {
-                rows: rows.by_ref().take(size).collect(),
+                rows: rows.by_ref().take(CHUNK).collect(),
                 ctx: ctx.clone(),
                 reply,
             };
-            if let Err(std::sync::mpsc::SendError(chunk)) = self.threads[i].send(chunk) {
-                // The thread is gone: replace it.
-                self.threads[i] = spawn_worker(i);
-                self.threads[i].send(chunk).ok()?;
-            }
+            // The queue's receiver lives as long as `self`: sending cannot fail.
+            self.queue.send(chunk).ok()?;
             replies.push(rx);
-            i += 1;
         }
         let mut out = Vec::new();
         for rx in replies {
@@ -199,13 +227,22 @@ impl Workers {
     }
 }
 
-fn spawn_worker(i: usize) -> std::sync::mpsc::Sender<Chunk> {
-    let (tx, rx) = std::sync::mpsc::channel::<Chunk>();
+fn spawn_worker(
+    i: usize,
+    chunks: Arc<Mutex<std::sync::mpsc::Receiver<Chunk>>>,
+) -> Option<std::thread::JoinHandle<()>> {
     let started = std::thread::Builder::new()
         .name(format!("bugbane-process-{i}"))
         .spawn(move || {
             yield_to_ingest();
-            while let Ok(chunk) = rx.recv() {
+            loop {
+                // The lock is held only while waiting for the next chunk; a thread that
+                // panicked while holding it left nothing half-done in the queue.
+                let next = chunks
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .recv();
+                let Ok(chunk) = next else { return };
                 let out = chunk
                     .rows
                     .into_iter()
@@ -214,10 +251,13 @@ fn spawn_worker(i: usize) -> std::sync::mpsc::Sender<Chunk> {
                 let _ = chunk.reply.send(out);
             }
         });
-    if let Err(e) = started {
-        tracing::error!(error = %e, "could not start a processing thread");
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start a processing thread");
+            None
+        }
     }
-    tx
 }
 
 /// Lowers this processing thread's scheduling priority. Processing can wait; a client
