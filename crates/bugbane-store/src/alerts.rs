@@ -77,10 +77,17 @@ struct TxWindows<'a> {
     tx: &'a Db,
     issue_id: i64,
     now: f64,
+    /// Writes the batch's counters of the issue so far, which a save keeps until its end.
+    settle: &'a mut dyn FnMut() -> Result<()>,
+    failed: Option<Error>,
 }
 
 impl alerts::Windows for TxWindows<'_> {
     fn events(&mut self, minutes: u32) -> u64 {
+        if let Err(e) = (self.settle)() {
+            self.failed = Some(e);
+            return 0;
+        }
         let since = (self.now / 60.0).floor() as i64 - i64::from(minutes) + 1;
         self.tx
             .prepare_cached(
@@ -102,13 +109,15 @@ impl alerts::Windows for TxWindows<'_> {
 }
 
 /// Evaluates the project's rules for a saved event and queues the notifications of those
-/// that fire (and are not rate-limited for this issue).
+/// that fire (and are not rate-limited for this issue). `settle` writes what the save
+/// still holds back of the issue's counters; it is called before they are read.
 pub(crate) fn evaluate(
     tx: &Db,
     cache: &mut RuleCache,
     pid: i64,
     ev: &ProcessedEvent,
     saved: &SavedEvent,
+    settle: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     if let std::collections::hash_map::Entry::Vacant(slot) = cache.by_project.entry(pid) {
         let rules = tx
@@ -141,6 +150,22 @@ pub(crate) fn evaluate(
     };
     let t = ev.received;
     for rule in rules {
+        // Whether it fires first: most events fire no rule (the default one wants new
+        // issues and regressions), and this needs no query then.
+        let mut windows = TxWindows {
+            tx,
+            issue_id: saved.issue_id,
+            now: t,
+            settle: &mut *settle,
+            failed: None,
+        };
+        let fired = alerts::fires(&rule.spec, &facts, &mut windows);
+        if let Some(e) = windows.failed {
+            return Err(e);
+        }
+        let Some(reason) = fired else {
+            continue;
+        };
         let last: Option<f64> = tx
             .prepare_cached(
                 "SELECT last_fired FROM alert_fired WHERE rule_id = ?1 AND issue_id = ?2",
@@ -150,14 +175,7 @@ pub(crate) fn evaluate(
         if last.is_some_and(|l| t < l + f64::from(rule.spec.rate_limit_minutes) * 60.0) {
             continue;
         }
-        let mut windows = TxWindows {
-            tx,
-            issue_id: saved.issue_id,
-            now: t,
-        };
-        let Some(reason) = alerts::fires(&rule.spec, &facts, &mut windows) else {
-            continue;
-        };
+        settle()?;
         tx.prepare_cached(
             "INSERT INTO alert_fired (rule_id, issue_id, last_fired) VALUES (?1, ?2, ?3)
              ON CONFLICT (rule_id, issue_id) DO UPDATE SET last_fired = excluded.last_fired",

@@ -325,10 +325,92 @@ struct BatchState<'a> {
     environments: std::collections::HashSet<(i64, &'a str)>,
     hourly: HashMap<(i64, i64), i64>,
     tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
+    /// Issues that events of this batch joined.
+    issues: HashMap<i64, IssueTally<'a>>,
+}
+
+/// What a batch's events changed of one issue, written once when the batch ends (or before
+/// an alert reads the issue): an issue row and its four indexes rewritten per event were
+/// the costliest part of a save.
+#[derive(Default)]
+struct IssueTally<'a> {
+    /// Known to be unresolved: nothing in the batch can change that, so later events need
+    /// not read its status again.
+    unresolved: bool,
+    seen: i64,
+    users: i64,
+    /// Earliest and latest event times.
+    span: Option<(f64, f64)>,
+    /// The latest event joining the issue (not creating it), whose title, culprit, level
+    /// and metadata the issue takes, and the latest release among them.
+    latest: Option<&'a ProcessedEvent>,
+    release: Option<&'a str>,
+    /// Events by arrival minute.
+    minutes: Vec<(i64, i64)>,
+}
+
+impl<'a> IssueTally<'a> {
+    fn add(&mut self, ev: &'a ProcessedEvent, joined: bool, new_user: bool) {
+        let t = ev.timestamp;
+        self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        self.users += i64::from(new_user);
+        if joined {
+            self.seen += 1;
+            self.latest = Some(ev);
+            self.release = ev.release.as_deref().or(self.release);
+        }
+        let minute = (ev.received / 60.0).floor() as i64;
+        match self.minutes.iter_mut().find(|(m, _)| *m == minute) {
+            Some((_, n)) => *n += 1,
+            None => self.minutes.push((minute, 1)),
+        }
+    }
+
+    /// Writes what is held back and starts over (keeping what is known of the status).
+    fn write(&mut self, tx: &Db, issue_id: i64) -> Result<()> {
+        if self.seen > 0 || self.users > 0 {
+            let latest = self.latest;
+            tx.prepare_cached(
+                "UPDATE issues SET times_seen = times_seen + ?2, user_count = user_count + ?3,
+                   first_seen = LEAST(first_seen, ?4), last_seen = GREATEST(last_seen, ?5),
+                   title = COALESCE(?6, title), culprit = COALESCE(?7, culprit), level = COALESCE(?8, level),
+                   metadata = COALESCE(?9, metadata), last_release = COALESCE(?10, last_release)
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                issue_id,
+                self.seen,
+                self.users,
+                self.span.map(|s| s.0),
+                self.span.map(|s| s.1),
+                latest.map(|e| &e.title),
+                latest.map(|e| &e.culprit),
+                latest.map(|e| &e.level),
+                latest.map(|e| e.metadata.to_string()),
+                self.release
+            ])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO issue_minutely (issue_id, minute, count) VALUES (?1, ?2, ?3) ON CONFLICT (issue_id, minute) DO UPDATE SET count = issue_minutely.count + excluded.count",
+        )?;
+        for &(minute, n) in &self.minutes {
+            stmt.execute(params![issue_id, minute, n])?;
+        }
+        *self = IssueTally {
+            unresolved: self.unresolved,
+            ..IssueTally::default()
+        };
+        Ok(())
+    }
 }
 
 impl BatchState<'_> {
     fn flush(self, tx: &Db) -> Result<()> {
+        let mut issues: Vec<_> = self.issues.into_iter().collect();
+        issues.sort_unstable_by_key(|(id, _)| *id);
+        for (id, mut tally) in issues {
+            tally.write(tx, id)?;
+        }
         for ((pid, version), (first, last)) in self.releases {
             upsert_release(tx, pid, version, first, last)?;
         }
@@ -362,7 +444,13 @@ fn save_envelope<'a>(
         match record {
             Record::Event(ev) => match save_event(tx, pid, ev, blobs, state)? {
                 Some(saved) => {
-                    crate::alerts::evaluate(tx, &mut state.rules, pid, ev, &saved)?;
+                    let issue = saved.issue_id;
+                    let BatchState { rules, issues, .. } = &mut *state;
+                    let mut settle = || match issues.get_mut(&issue) {
+                        Some(tally) => tally.write(tx, issue),
+                        None => Ok(()),
+                    };
+                    crate::alerts::evaluate(tx, rules, pid, ev, &saved, &mut settle)?;
                     summary.events.push(saved);
                 }
                 None => summary.duplicates += 1,
@@ -714,11 +802,12 @@ fn save_event<'a>(
         }
         None => false,
     };
-    // By arrival minute, for frequency alerts (a client's clock cannot skew them).
-    tx.prepare_cached(
-        "INSERT INTO issue_minutely (issue_id, minute, count) VALUES (?1, ?2, 1) ON CONFLICT (issue_id, minute) DO UPDATE SET count = issue_minutely.count + 1",
-    )?
-    .execute(params![issue_id, (ev.received / 60.0).floor() as i64])?;
+    // By arrival minute (for frequency alerts: a client's clock cannot skew them), and the
+    // issue's own counters: held back until the batch ends.
+    let tally = state.issues.entry(issue_id).or_default();
+    tally.add(ev, !new_issue, new_user);
+    // Issues are created unresolved.
+    tally.unresolved |= new_issue;
     let hour = (ev.timestamp / 3600.0).floor() as i64;
     *state.hourly.entry((issue_id, hour)).or_default() += 1;
     for (k, v) in ev.tags.iter().chain(blobs.search_keys.iter()) {
@@ -738,31 +827,10 @@ fn save_event<'a>(
         ev.environment.as_deref(),
         ev.timestamp,
     )?;
-    if !new_issue {
-        tx.prepare_cached(
-            "UPDATE issues SET times_seen = times_seen + 1, user_count = user_count + ?2,
-               first_seen = LEAST(first_seen, ?3), last_seen = GREATEST(last_seen, ?3),
-               title = ?4, culprit = ?5, level = ?6, metadata = ?7, last_release = COALESCE(?8, last_release)
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            issue_id,
-            new_user as i64,
-            ev.timestamp,
-            ev.title,
-            ev.culprit,
-            ev.level,
-            ev.metadata.to_string(),
-            ev.release
-        ])?;
-    } else if new_user {
-        tx.prepare_cached("UPDATE issues SET user_count = 1 WHERE id = ?1")?
-            .execute([issue_id])?;
-    }
     let transition = if new_issue {
         Transition::None
     } else {
-        apply_lifecycle(tx, pid, issue_id, ev)?
+        apply_lifecycle(tx, pid, issue_id, ev, state)?
     };
     Ok(Some(SavedEvent {
         event_id: ev.event_id.clone(),
@@ -820,12 +888,25 @@ pub(crate) fn record_activity(
 }
 
 /// Applies the issue lifecycle to an event joining an existing issue; returns what changed.
-fn apply_lifecycle(tx: &Db, pid: i64, issue_id: i64, ev: &ProcessedEvent) -> Result<Transition> {
+fn apply_lifecycle(
+    tx: &Db,
+    pid: i64,
+    issue_id: i64,
+    ev: &ProcessedEvent,
+    state: &mut BatchState<'_>,
+) -> Result<Transition> {
+    let tally = state.issues.entry(issue_id).or_default();
+    if tally.unresolved {
+        return Ok(Transition::None);
+    }
     let (status, resolution, ignore, times_seen, users): (String, Option<String>, Option<String>, i64, i64) = tx
         .prepare_cached("SELECT status, resolution, ignore_condition, times_seen, user_count FROM issues WHERE id = ?1")?
         .query_row([issue_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    // The stored counts lack what the batch holds back.
+    let (times_seen, users) = (times_seen + tally.seen, users + tally.users);
     let status = Status::parse(&status).unwrap_or(Status::Unresolved);
     if status == Status::Unresolved {
+        tally.unresolved = true;
         return Ok(Transition::None);
     }
     let state = IssueState {
@@ -859,6 +940,9 @@ fn apply_lifecycle(tx: &Db, pid: i64, issue_id: i64, ev: &ProcessedEvent) -> Res
         users as u64,
         &cmp,
     );
+    if transition != Transition::None {
+        tally.unresolved = true;
+    }
     match transition {
         Transition::None => {}
         Transition::Regressed => {
