@@ -180,6 +180,25 @@ async fn authorize(app: &App, meta: &Meta, auth: Option<&Auth>) -> Result<Projec
 
 /// Checks the backlog, disk space and the key's rate limit before anything is written.
 fn admit(app: &App, key: &ProjectKey, meta: &Meta) -> Result<(), ApiError> {
+    admit_any(app)?;
+    let limit = key
+        .rate_limit_per_minute
+        .map(|l| l.max(0) as u64)
+        .unwrap_or(app.config.ingest.rate_limit_per_minute);
+    app.limiter
+        .check(key.id, limit, meta.received)
+        .map_err(|retry_after| ApiError::RateLimited {
+            detail: "rate limit exceeded for this key".into(),
+            retry_after,
+            scope: "key",
+            reason: "key_quota",
+        })
+}
+
+/// What refuses every envelope for now, whoever sends it: checked before a body is
+/// decoded, so that a storm the server cannot keep up with costs it little more than
+/// reading the requests (and the processing catching up keeps the cores).
+fn admit_any(app: &App) -> Result<(), ApiError> {
     if app.low_disk.load(Ordering::Relaxed) {
         return Err(ApiError::Unavailable {
             detail: "the server is low on disk space and refuses new data".into(),
@@ -194,18 +213,7 @@ fn admit(app: &App, key: &ProjectKey, meta: &Meta) -> Result<(), ApiError> {
             reason: "backlog",
         });
     }
-    let limit = key
-        .rate_limit_per_minute
-        .map(|l| l.max(0) as u64)
-        .unwrap_or(app.config.ingest.rate_limit_per_minute);
-    app.limiter
-        .check(key.id, limit, meta.received)
-        .map_err(|retry_after| ApiError::RateLimited {
-            detail: "rate limit exceeded for this key".into(),
-            retry_after,
-            scope: "key",
-            reason: "key_quota",
-        })
+    Ok(())
 }
 
 /// Validates an envelope's items: per-type sizes and counts, and JSON where JSON is due.
@@ -439,6 +447,7 @@ impl IngestRequest {
             self.peer,
         )?;
         let raw = read_body(app, self.body).await?;
+        admit_any(app)?;
         let decoded = decode(app, &self.headers, &raw)?;
         Ok(Received::Post {
             meta,

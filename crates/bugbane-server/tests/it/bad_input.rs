@@ -297,6 +297,20 @@ async fn a_full_backlog_is_refused_before_anything_is_written() {
             .as_str()
             .is_some_and(|d| d.contains("backlog"))
     );
+    // Refused before the body is decoded: a storm costs the server little more than
+    // reading it.
+    let (name, value) = auth();
+    let res = server
+        .http
+        .post(server.url(&format!("/api/{FIXTURE_PROJECT}/envelope/")))
+        .header(name, value)
+        .header("content-encoding", "gzip")
+        .body(b"not gzip at all".to_vec())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().contains_key("retry-after"));
     assert_eq!(server.store.counts(None).await.expect("counts").spool, 0);
 }
 
