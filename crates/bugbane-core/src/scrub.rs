@@ -429,31 +429,63 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 /// Cheap necessary conditions for any in-string rule: most strings (code, messages,
-/// names) fail them all and skip the regular expressions. Each test looks for bytes the
-/// rule cannot match without (with SIMD byte search), then checks the words around them.
+/// names) fail them all and skip the regular expressions. One pass over the string counts
+/// its digits and notes which bytes each rule cannot match without; only the rules whose
+/// bytes are there look further (with SIMD searches) at the words around them. (A
+/// separate SIMD search per rule cost more: most strings are short.)
 fn may_hold_secret(s: &str) -> bool {
     if s.len() < 7 {
         return false;
     }
     let b = s.as_bytes();
+    let (mut digits, mut seen) = (0usize, 0u8);
+    for &c in b {
+        let class = BYTE_CLASSES[usize::from(c)];
+        digits += usize::from(class & DIGIT);
+        seen |= class;
+    }
     // Card numbers and US SSNs: at least nine digits.
-    b.iter().filter(|c| c.is_ascii_digit()).count() >= 9
+    digits >= 9
         // Passwords in URLs: `//user:password@`.
-        || (memchr::memchr(b'@', b).is_some() && DOUBLE_SLASH.find(b).is_some())
+        || (seen & AT != 0 && DOUBLE_SLASH.find(b).is_some())
         // PEM keys (the rule is case-sensitive).
-        || PEM_BEGIN.find(b).is_some()
-        || memchr::memchr2_iter(b'b', b'B', b).any(|i| starts_with_ci(&b[i..], b"bearer"))
+        || (seen & DASH != 0 && PEM_BEGIN.find(b).is_some())
+        || (seen & B != 0
+            && memchr::memchr2_iter(b'b', b'B', b).any(|i| starts_with_ci(&b[i..], b"bearer")))
         // Home directories: every form has a slash next to its word.
-        || memchr::memchr2_iter(b'/', b'\\', b).any(|i| {
-            let after = &b[i + 1..];
-            starts_with_ci(after, b"users")
-                || starts_with_ci(after, b"home/")
-                || starts_with_ci(after, b"profiles")
-                || i
-                    .checked_sub(DOCUMENTS.len())
-                    .is_some_and(|at| b[at..i].eq_ignore_ascii_case(DOCUMENTS))
-        })
+        || (seen & SLASH != 0
+            && memchr::memchr2_iter(b'/', b'\\', b).any(|i| {
+                let after = &b[i + 1..];
+                starts_with_ci(after, b"users")
+                    || starts_with_ci(after, b"home/")
+                    || starts_with_ci(after, b"profiles")
+                    || i
+                        .checked_sub(DOCUMENTS.len())
+                        .is_some_and(|at| b[at..i].eq_ignore_ascii_case(DOCUMENTS))
+            }))
 }
+
+/// Byte classes for `may_hold_secret`'s pass (`DIGIT` is 1, so it counts as it is).
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const DASH: u8 = 4;
+const B: u8 = 8;
+const SLASH: u8 = 16;
+static BYTE_CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = DIGIT;
+        d += 1;
+    }
+    t[b'@' as usize] = AT;
+    t[b'-' as usize] = DASH;
+    t[b'b' as usize] = B;
+    t[b'B' as usize] = B;
+    t[b'/' as usize] = SLASH;
+    t[b'\\' as usize] = SLASH;
+    t
+};
 
 const DOCUMENTS: &[u8] = b"documents and settings";
 
