@@ -195,9 +195,9 @@ fn admit(app: &App, key: &ProjectKey, meta: &Meta) -> Result<(), ApiError> {
         })
 }
 
-/// What refuses every envelope for now, whoever sends it: checked before a body is
-/// decoded, so that a storm the server cannot keep up with costs it little more than
-/// reading the requests (and the processing catching up keeps the cores).
+/// What refuses every envelope for now, whoever sends it. Checked before a body is
+/// decoded too, so that refusing a storm costs little more than reading its requests and
+/// leaves the cores to the backlog.
 fn admit_any(app: &App) -> Result<(), ApiError> {
     if app.low_disk.load(Ordering::Relaxed) {
         return Err(ApiError::Unavailable {

@@ -183,9 +183,9 @@ const SPOOL_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spool (
 
 /// The spool file's page size. A typical spooled body (about 2.2 KB gzip) does not fit
 /// twice in a 4 KB page, so each row took a page of its own and each commit wrote a page
-/// per envelope; an 8 KB page holds three. Closed-loop benchmark: about 8 % more events
-/// end to end and 5 % less CPU per event than with 4 KB; 16 and 32 KB pages gained no
-/// more and raised the peak resident memory by 20-50 MB.
+/// per envelope; an 8 KB page holds three. Closed-loop benchmark: about 6 % more events
+/// end to end than with 4 KB; 16 and 32 KB pages gained no clear more, and raised the
+/// peak resident memory under overload by 20-40 MB.
 const SPOOL_PAGE: u32 = 8192;
 
 pub(crate) fn open_spool(path: &Path, read_only: bool, fsync: bool) -> Result<Db> {
