@@ -27,6 +27,9 @@ pub(crate) fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Db>
     open_with_pages(path, read_only, fsync, None)
 }
 
+/// What SQLite may hold in the whole process before it reuses cached pages.
+const HEAP_LIMIT: i64 = 16 << 20;
+
 /// `page_size` takes effect only when the file is created.
 fn open_with_pages(
     path: &Path,
@@ -68,6 +71,12 @@ fn open_with_pages(
     // each of up to eight readers keeps a small one, or together they would hold most of
     // the process's memory under load.
     conn.pragma_update(None, "cache_size", if read_only { -2_000 } else { -8_000 })?;
+    // This SQLite is built with memory management: every connection's pages come from one
+    // pool, as many pages as all open connections' cache sizes added up, whatever a page's
+    // size. The spool's writer, appending 8 KB pages it never reads again, filled the room
+    // the others left (20-30 MB). Past this limit SQLite reuses the least recently used
+    // page instead of allocating another.
+    conn.pragma_update(None, "soft_heap_limit", HEAP_LIMIT)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(128);
     add_functions(&conn)?;
@@ -238,23 +247,35 @@ pub(crate) fn settle_spool(main: &Db, spool: &mut Db, spool_file: &Path) -> Resu
     Ok(done)
 }
 
-/// Returns free pages to the file system, then checkpoints the WAL and truncates it.
-/// `all_free`: return every free page, for a drained spool (whose pages are then all free);
-/// otherwise a bounded step, so a large backlog's worth of freed pages never stalls writes.
-pub(crate) fn checkpoint(db: &Db, all_free: bool) {
+/// How much free space a checkpoint returns to the file system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shrink {
+    /// None: the free pages are about to be reused.
+    Nothing,
+    /// A bounded step, so that many freed pages never stall writes.
+    Step,
+    /// Every free page.
+    All,
+}
+
+/// Returns free pages to the file system as `shrink` says, then checkpoints the WAL and
+/// truncates it.
+pub(crate) fn checkpoint(db: &Db, shrink: Shrink) {
     let Some(conn) = db.as_sqlite() else {
         return;
     };
-    let vacuum = if all_free {
-        "PRAGMA incremental_vacuum"
-    } else {
-        "PRAGMA incremental_vacuum(4096)"
+    let vacuum = match shrink {
+        Shrink::Nothing => None,
+        Shrink::Step => Some("PRAGMA incremental_vacuum(4096)"),
+        Shrink::All => Some("PRAGMA incremental_vacuum"),
     };
     // The pragma frees one page per step: it must be stepped to the end.
-    let vacuumed = conn.prepare(vacuum).and_then(|mut stmt| {
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
-        Ok(())
+    let vacuumed = vacuum.map_or(Ok(()), |sql| {
+        conn.prepare(sql).and_then(|mut stmt| {
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        })
     });
     if let Err(e) = vacuumed {
         tracing::warn!(error = %e, "incremental vacuum failed");
@@ -353,5 +374,43 @@ mod tests {
         let spool = open_spool(&spool_path(&main_path), false, false).expect("reopened");
         assert_eq!(pragma(&spool, "page_size"), i64::from(SPOOL_PAGE));
         assert_eq!(ids(&spool), vec![1]);
+    }
+
+    /// A spool with a backlog keeps the pages its processed envelopes freed, and the next
+    /// envelopes reuse them; once drained, they all go back to the file system.
+    #[test]
+    fn freed_spool_pages_are_reused_under_a_backlog_and_returned_once_drained() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = spool_path(&dir.path().join("bugbane.sqlite3"));
+        let spool = open_spool(&path, false, false).expect("spool");
+        let spool_rows = |from: i64, to: i64| {
+            spool
+                .execute(
+                    "WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+                     INSERT INTO spool (id, project_id, received, body)
+                     SELECT i, 1, 0, randomblob(2200) FROM n",
+                    [from, to],
+                )
+                .expect("spool rows");
+        };
+        let size = || {
+            checkpoint(&spool, Shrink::Nothing);
+            std::fs::metadata(&path).expect("spool file").len()
+        };
+        spool_rows(1, 3000);
+        let full = size();
+        assert!(full > 3000 * 2200, "{full} bytes");
+        spool
+            .execute("DELETE FROM spool WHERE id <= 2000", rusqlite::params![])
+            .expect("processed");
+        assert_eq!(size(), full, "a backlog keeps its free pages");
+        spool_rows(3001, 5000);
+        assert!(size() <= full + full / 10, "free pages are reused");
+        spool
+            .execute("DELETE FROM spool", rusqlite::params![])
+            .expect("drained");
+        checkpoint(&spool, Shrink::All);
+        let drained = std::fs::metadata(&path).expect("spool file").len();
+        assert!(drained <= 64 * 1024, "{drained} bytes once drained");
     }
 }
