@@ -283,12 +283,13 @@ impl Store {
         .await
     }
 
-    /// Events per primary hash of an issue.
+    /// Events per grouping hash of an issue (those whose primary hash it is), as counted
+    /// when they were saved: counting the issue's stored events took time in proportion
+    /// to them (15-19 ms for 10,000) on every view of the issue page.
     pub async fn hash_event_counts(&self, issue_id: i64) -> Result<HashMap<String, i64>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT primary_hash, COUNT(*) FROM events WHERE issue_id = ?1 GROUP BY primary_hash",
-            )?;
+            let mut stmt =
+                c.prepare_cached("SELECT hash, events FROM grouphashes WHERE issue_id = ?1")?;
             let rows = stmt.query_map([issue_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
         })

@@ -325,6 +325,8 @@ struct BatchState<'a> {
     environments: std::collections::HashSet<(i64, &'a str)>,
     hourly: HashMap<(i64, i64), i64>,
     tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
+    /// Events per project and primary grouping hash.
+    hash_events: HashMap<(i64, &'a str), i64>,
     /// Issues that events of this batch joined.
     issues: HashMap<i64, IssueTally<'a>>,
 }
@@ -427,6 +429,14 @@ impl BatchState<'_> {
         )?;
         for ((issue, k, v), (n, first, last)) in self.tags {
             stmt.execute(params![issue, k, v, n, first, last])?;
+        }
+        let mut hashes: Vec<_> = self.hash_events.into_iter().collect();
+        hashes.sort_unstable();
+        let mut stmt = tx.prepare_cached(
+            "UPDATE grouphashes SET events = events + ?3 WHERE project_id = ?1 AND hash = ?2",
+        )?;
+        for ((pid, hash), n) in hashes {
+            stmt.execute(params![pid, hash, n])?;
         }
         Ok(())
     }
@@ -763,7 +773,7 @@ fn save_event<'a>(
             }
         }
     }
-    let primary_hash = ev.hashes.first().cloned().unwrap_or_default();
+    let primary_hash = ev.hashes.first().map_or("", String::as_str);
     tx.prepare_cached(
         "INSERT INTO events (project_id, event_id, issue_id, timestamp, received, level, release, environment, user_key, trace_id, primary_hash, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -810,6 +820,7 @@ fn save_event<'a>(
     tally.unresolved |= new_issue;
     let hour = (ev.timestamp / 3600.0).floor() as i64;
     *state.hourly.entry((issue_id, hour)).or_default() += 1;
+    *state.hash_events.entry((pid, primary_hash)).or_default() += 1;
     for (k, v) in ev.tags.iter().chain(blobs.search_keys.iter()) {
         let e = state
             .tags

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
     include_str!("../migrations/postgres/0002_partitions.sql"),
     include_str!("../migrations/postgres/0003_spool_progress.sql"),
+    include_str!("../migrations/postgres/0004_hash_events.sql"),
 ];
 
 /// The tables partitioned by day, with their partition column (see migration 0002).

@@ -753,7 +753,7 @@ impl Store {
             }
             tx.execute("DROP TABLE IF EXISTS doomed", params![])?;
             tx.execute(
-                "CREATE TEMP TABLE doomed AS SELECT id, issue_id, CAST(FLOOR(timestamp / 3600) AS BIGINT) AS hour FROM events WHERE received < ?1",
+                "CREATE TEMP TABLE doomed AS SELECT id, issue_id, primary_hash, CAST(FLOOR(timestamp / 3600) AS BIGINT) AS hour FROM events WHERE received < ?1",
                 [cutoff],
             )?;
             tx.execute(
@@ -762,6 +762,11 @@ impl Store {
                 params![],
             )?;
             tx.execute("DELETE FROM issue_hourly WHERE count <= 0", params![])?;
+            tx.execute(
+                "UPDATE grouphashes SET events = events - (SELECT COUNT(*) FROM doomed d WHERE d.issue_id = grouphashes.issue_id AND d.primary_hash = grouphashes.hash)
+                 WHERE (issue_id, hash) IN (SELECT issue_id, primary_hash FROM doomed)",
+                params![],
+            )?;
             tx.execute(
                 "UPDATE issues SET times_seen = times_seen - (SELECT COUNT(*) FROM doomed d WHERE d.issue_id = issues.id)
                  WHERE id IN (SELECT issue_id FROM doomed)",

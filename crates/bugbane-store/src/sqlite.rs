@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_monitor_alerts.sql"),
     include_str!("../migrations/sqlite/0007_leases.sql"),
     include_str!("../migrations/sqlite/0008_spool_file.sql"),
+    include_str!("../migrations/sqlite/0009_hash_events.sql"),
 ];
 
 pub(crate) fn open_conn(path: &Path, read_only: bool, fsync: bool) -> Result<Db> {

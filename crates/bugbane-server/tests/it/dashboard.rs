@@ -443,7 +443,27 @@ async fn merge_and_unmerge() {
         ))
         .await;
     let hash = info["primaryHash"].as_str().expect("hash").to_owned();
-    c.get(&format!("/issues/{a}/")).await;
+    // The hashes table counts each primary hash's events: three of either error.
+    let events_of = |page: &str, hash: &str| {
+        let row = format!("<code>{hash}</code></td><td class=\"num\">");
+        page.split_once(&row)
+            .and_then(|(_, rest)| rest.split_once('<'))
+            .map(|(n, _)| n.to_owned())
+    };
+    let page = c.get(&format!("/issues/{a}/")).await;
+    assert_eq!(events_of(&page.body, &hash).as_deref(), Some("3"));
+    let table = page
+        .body
+        .split_once("<table class=\"list hashes\">")
+        .and_then(|(_, t)| t.split_once("</table>"))
+        .map_or("", |(t, _)| t);
+    let counted: Vec<String> = table
+        .split("<td class=\"num\">")
+        .skip(1)
+        .filter_map(|s| s.split_once('<').map(|(n, _)| n.to_owned()))
+        .filter(|n| n != "0")
+        .collect();
+    assert_eq!(counted, ["3", "3"], "one primary hash per error");
     let p = c
         .submit(
             &format!("/issues/{a}/"),
@@ -460,6 +480,8 @@ async fn merge_and_unmerge() {
         .to_owned();
     let (_, split) = server.api(&format!("/api/0/issues/{new_id}/")).await;
     assert_eq!(split["count"], "3");
+    let page = c.get(&format!("/issues/{new_id}/")).await;
+    assert_eq!(events_of(&page.body, &hash).as_deref(), Some("3"));
     assert_eq!(split["userCount"], 3);
     let (_, rest) = server.api(&format!("/api/0/issues/{a}/")).await;
     assert_eq!(rest["count"], "3");

@@ -272,12 +272,28 @@ async fn retention_keeps_counters_exact() {
     send(3).await;
     let issue = server.issues("retained").await.remove(0);
     assert_eq!(issue["count"], "3");
+    let id: i64 = issue["id"]
+        .as_str()
+        .and_then(|i| i.parse().ok())
+        .expect("id");
+    let per_hash = async || -> Vec<i64> {
+        let counts = server.store.hash_event_counts(id).await.expect("hashes");
+        let mut n: Vec<i64> = counts.into_values().filter(|&n| n > 0).collect();
+        n.sort_unstable();
+        n
+    };
+    assert_eq!(
+        per_hash().await,
+        vec![3],
+        "every event under its primary hash"
+    );
     assert_eq!(
         server.store.sweep_retention(cutoff).await.expect("sweep"),
         2
     );
     let issue = server.issues("retained").await.remove(0);
     assert_eq!(issue["count"], "1");
+    assert_eq!(per_hash().await, vec![1]);
     let hourly: i64 = issue["stats"]["24h"]
         .as_array()
         .expect("stats")
