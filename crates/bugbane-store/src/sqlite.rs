@@ -75,7 +75,7 @@ fn open_with_pages(
     // This SQLite is built with memory management: every connection's pages come from one
     // pool, as many pages as all open connections' cache sizes added up, whatever a page's
     // size. The spool's writer, appending 8 KB pages it never reads again, filled the room
-    // the others left (20-30 MB). Past this limit SQLite reuses the least recently used
+    // the others left (17-28 MB). Past this limit SQLite reuses the least recently used
     // page instead of allocating another.
     conn.pragma_update(None, "soft_heap_limit", HEAP_LIMIT)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
