@@ -283,19 +283,6 @@ impl Store {
         .await
     }
 
-    /// Events per grouping hash of an issue (those whose primary hash it is), as counted
-    /// when they were saved: counting the issue's stored events took time in proportion
-    /// to them (15-19 ms for 10,000) on every view of the issue page.
-    pub async fn hash_event_counts(&self, issue_id: i64) -> Result<HashMap<String, i64>> {
-        self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT hash, events FROM grouphashes WHERE issue_id = ?1")?;
-            let rows = stmt.query_map([issue_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
-        })
-        .await
-    }
-
     /// Assigns an issue to a user, or clears the assignee.
     pub async fn assign_issue(
         &self,

@@ -166,6 +166,9 @@ pub struct TagValue {
 pub struct GroupHash {
     pub hash: String,
     pub config: String,
+    /// Events whose primary hash this is, counted as they are saved (counting the issue's
+    /// stored events took time in proportion to them on every view of the issue page).
+    pub events: i64,
 }
 
 /// An entry of an issue's activity log.

@@ -605,12 +605,13 @@ impl Store {
     pub async fn issue_hashes(&self, issue_id: i64) -> Result<Vec<GroupHash>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT hash, config FROM grouphashes WHERE issue_id = ?1 ORDER BY hash",
+                "SELECT hash, config, events FROM grouphashes WHERE issue_id = ?1 ORDER BY hash",
             )?;
             let rows = stmt.query_map([issue_id], |r| {
                 Ok(GroupHash {
                     hash: r.get(0)?,
                     config: r.get(1)?,
+                    events: r.get(2)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -318,10 +318,9 @@ pub(crate) async fn issue(
         })
         .collect();
     let hashes = app.store.issue_hashes(issue.id).await?;
-    let hash_counts = app.store.hash_event_counts(issue.id).await?;
     let hash_rows: Vec<Value> = hashes
         .iter()
-        .map(|h| json!({"hash": h.hash, "config": h.config, "events": hash_counts.get(&h.hash).copied().unwrap_or(0)}))
+        .map(|h| json!({"hash": h.hash, "config": h.config, "events": h.events}))
         .collect();
     let (event_ctx, grouping, neighbours, attachments) = match &event {
         Some(e) => {

@@ -277,8 +277,8 @@ async fn retention_keeps_counters_exact() {
         .and_then(|i| i.parse().ok())
         .expect("id");
     let per_hash = async || -> Vec<i64> {
-        let counts = server.store.hash_event_counts(id).await.expect("hashes");
-        let mut n: Vec<i64> = counts.into_values().filter(|&n| n > 0).collect();
+        let hashes = server.store.issue_hashes(id).await.expect("hashes");
+        let mut n: Vec<i64> = hashes.iter().map(|h| h.events).filter(|&n| n > 0).collect();
         n.sort_unstable();
         n
     };
