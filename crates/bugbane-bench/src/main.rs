@@ -449,6 +449,8 @@ async fn main() -> Result<()> {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let seq = Arc::new(AtomicU64::new(0));
+    // The generator's own CPU, taken from the cores the server is measured on.
+    let generator_cpu_before = process_stats(std::process::id()).1;
     let start = Instant::now();
     let mut workers = Vec::new();
     let per_worker_interval = match args.mode {
@@ -535,7 +537,11 @@ async fn main() -> Result<()> {
         latencies.extend(w.await?);
     }
     let load_secs = start.elapsed().as_secs_f64();
+    let generator_cpu = process_stats(std::process::id()).1 - generator_cpu_before;
     let accepted = counters.accepted.load(Ordering::Relaxed);
+    let requests = accepted
+        + counters.limited.load(Ordering::Relaxed)
+        + counters.failed.load(Ordering::Relaxed);
     let backlog_at_end = backlog(&http, server.port).await.unwrap_or(0);
     // End to end: until everything acknowledged is grouped, stored and queryable.
     let drain_deadline = Instant::now() + Duration::from_secs(600);
@@ -594,6 +600,7 @@ async fn main() -> Result<()> {
         "nodes": args.nodes,
         "server_peak_rss_mb": rss_kib as f64 / 1024.0,
         "server_cpu_ms_per_event": if accepted > 0 { cpu * 1000.0 / accepted as f64 } else { 0.0 },
+        "generator_cpu_ms_per_request": if requests > 0 { generator_cpu * 1000.0 / requests as f64 } else { 0.0 },
         "postgres_cpu_ms_per_event": if accepted > 0 && database.is_some() { postgres_cpu * 1000.0 / accepted as f64 } else { 0.0 },
         "disk_bytes_per_event": if accepted > 0 { disk as f64 / accepted as f64 } else { 0.0 },
         "pages_under_load_ms": under_load.as_ref().map(pages::Timings::json),
@@ -639,6 +646,13 @@ async fn main() -> Result<()> {
             ""
         },
         report["server_cpu_ms_per_event"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  generator        {:.3} ms CPU per request ({:.0} % of one core during the load)",
+        report["generator_cpu_ms_per_request"]
+            .as_f64()
+            .unwrap_or(0.0),
+        generator_cpu * 100.0 / load_secs
     );
     if database.is_some() {
         println!(
