@@ -309,30 +309,28 @@ pub(crate) fn lock_issue_project(tx: &Db, issue_id: i64) -> Result<()> {
 /// Advisory lock keys of project saves (kept apart from other advisory locks).
 const SAVE_LOCK_SPACE: i64 = 0x6275_6700_0000_0000;
 
-/// A map of a batch's keys, hashed with a seeded fast hash: SipHash was 7 % of the saving
-/// thread. A map lives for one batch, under a seed of its own.
-type BatchMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// What a batch save carries from one event to the next: the projects' alert rules, and
 /// the counters nothing reads before the batch commits, summed so that each distinct
 /// (issue, hour) and (issue, tag value) is written once per batch rather than per event.
+/// Its maps hash with foldhash, randomly seeded per map, not SipHash (7 % of the saving
+/// thread's time).
 #[derive(Default)]
 struct BatchState<'a> {
     rules: crate::alerts::RuleCache,
     /// Grouping hashes known to be stored, with their issue: a batch's events mostly
     /// belong to a few issues, whose hashes need neither a lookup nor an insert again.
-    hashes: BatchMap<(i64, &'a str), i64>,
+    hashes: foldhash::HashMap<(i64, &'a str), i64>,
     /// Releases stored by this batch, with the earliest and latest times seen since, and
     /// environments stored by it: the first event of each writes it (processing of later
     /// events may read it), the others only widen the times, written once at the end.
-    releases: BatchMap<(i64, &'a str), (f64, f64)>,
-    environments: std::collections::HashSet<(i64, &'a str), foldhash::fast::RandomState>,
-    hourly: BatchMap<(i64, i64), i64>,
-    tags: BatchMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
+    releases: foldhash::HashMap<(i64, &'a str), (f64, f64)>,
+    environments: foldhash::HashSet<(i64, &'a str)>,
+    hourly: foldhash::HashMap<(i64, i64), i64>,
+    tags: foldhash::HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
     /// Events per project and primary grouping hash.
-    hash_events: BatchMap<(i64, &'a str), i64>,
+    hash_events: foldhash::HashMap<(i64, &'a str), i64>,
     /// Issues that events of this batch joined.
-    issues: BatchMap<i64, IssueTally<'a>>,
+    issues: foldhash::HashMap<i64, IssueTally<'a>>,
 }
 
 /// What a batch's events changed of one issue, written once when the batch ends (or before
