@@ -7,6 +7,8 @@ use std::io::Read;
 
 use thiserror::Error;
 
+use crate::inflate::{Inflater, MemberError};
+
 /// Why a body could not be decoded.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -81,96 +83,48 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Option<Vec<u8>> {
 }
 
 thread_local! {
-    /// One raw-deflate state per thread, reset for each gzip member. A new gzip decoder
-    /// allocates, clears and moves some 45 KB of state before reading a byte: for a typical
-    /// 2 KB body that cost as much as inflating it.
-    static INFLATE: RefCell<flate2::Decompress> = RefCell::new(flate2::Decompress::new(false));
+    /// One decompressor per thread: allocating its tables per body would cost about as
+    /// much as inflating a typical one.
+    static INFLATER: RefCell<Option<Inflater>> = RefCell::new(Inflater::new());
 }
 
 /// Inflates a gzip body of one or more members (RFC 1952), each checked against its
 /// trailer's CRC-32 and size, refusing more than `limit` bytes of output.
 ///
-/// Inflating writes into initialised bytes: the output is zero-filled once as it grows,
-/// and its length tracked here. (`decompress_vec` zero-fills all spare capacity on every
-/// call: several times a body's size per body.)
+/// The output starts at `capacity` (the announced size) plus a little, enough for a body
+/// of one member or of a short member before a long one; a member that does not fit is
+/// inflated again into twice the room, up to one byte more than `limit`.
 fn gunzip(body: &[u8], capacity: usize, limit: usize) -> Result<Vec<u8>, DecodeError> {
     const CORRUPT: DecodeError = DecodeError::Corrupt("gzip");
     // One more byte than allowed, so that output over the limit is seen.
     let ceiling = limit.saturating_add(1);
-    let mut out = Vec::new();
+    let mut out = vec![0u8; ceiling.min(capacity.saturating_add(4096))];
     let mut len = 0;
     let mut rest = body;
-    INFLATE.with_borrow_mut(|inflate| {
+    INFLATER.with_borrow_mut(|inflater| {
+        let inflater = inflater.as_mut().ok_or(CORRUPT)?;
         loop {
-            rest = rest
-                .get(gzip_header_len(rest).ok_or(CORRUPT)?..)
-                .ok_or(CORRUPT)?;
-            inflate.reset(false);
-            let start = len;
-            loop {
-                if len == out.len() {
-                    let grow = if out.is_empty() { capacity } else { out.len() };
-                    out.resize(ceiling.min(len + grow.max(4096)), 0);
+            match inflater.member(rest, &mut out[len..]) {
+                Ok((read, written)) => {
+                    rest = &rest[read..];
+                    len += written;
+                    if len > limit {
+                        return Err(DecodeError::TooLarge(limit));
+                    }
+                    if rest.is_empty() {
+                        out.truncate(len);
+                        return Ok(out);
+                    }
                 }
-                let (read, written) = (inflate.total_in(), inflate.total_out());
-                let status = inflate
-                    .decompress(rest, &mut out[len..], flate2::FlushDecompress::None)
-                    .map_err(|_| CORRUPT)?;
-                let (taken, made) = (inflate.total_in() - read, inflate.total_out() - written);
-                rest = &rest[taken as usize..];
-                len += made as usize;
-                if len > limit {
-                    return Err(DecodeError::TooLarge(limit));
+                Err(MemberError::NoRoom) if out.len() < ceiling => {
+                    let grown = ceiling.min(out.len().saturating_mul(2).max(len + 4096));
+                    out.resize(grown, 0);
                 }
-                if status == flate2::Status::StreamEnd {
-                    break;
-                }
-                // Room to write and nothing read or written: the member is cut short.
-                if taken == 0 && made == 0 {
-                    return Err(CORRUPT);
-                }
-            }
-            let (trailer, after) = rest.split_first_chunk::<8>().ok_or(CORRUPT)?;
-            let mut crc = flate2::Crc::new();
-            crc.update(&out[start..len]);
-            let size = (len - start) as u32; // RFC 1952 keeps the size modulo 2^32
-            if trailer[..4] != crc.sum().to_le_bytes() || trailer[4..] != size.to_le_bytes() {
-                return Err(CORRUPT);
-            }
-            rest = after;
-            if rest.is_empty() {
-                out.truncate(len);
-                return Ok(out);
+                Err(MemberError::NoRoom) => return Err(DecodeError::TooLarge(limit)),
+                Err(MemberError::Corrupt) => return Err(CORRUPT),
             }
         }
     })
-}
-
-/// The length of the gzip member header at the start of `b`, if it is one.
-fn gzip_header_len(b: &[u8]) -> Option<usize> {
-    const FHCRC: u8 = 2;
-    const FEXTRA: u8 = 4;
-    const FNAME: u8 = 8;
-    const FCOMMENT: u8 = 16;
-    let (fixed, _) = b.split_first_chunk::<10>()?;
-    if fixed[..3] != [0x1f, 0x8b, 8] || fixed[3] & 0xe0 != 0 {
-        return None;
-    }
-    let flags = fixed[3];
-    let mut at = 10;
-    if flags & FEXTRA != 0 {
-        let len = b.get(at..at + 2)?;
-        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            at += b.get(at..)?.iter().position(|&c| c == 0)? + 1;
-        }
-    }
-    if flags & FHCRC != 0 {
-        at += 2;
-    }
-    (at <= b.len()).then_some(at)
 }
 
 /// The decoded size a gzip body announces (its last member's trailer), bounded by what
@@ -274,6 +228,27 @@ mod tests {
                 &data[..]
             );
         }
+    }
+
+    #[test]
+    fn a_long_member_before_a_short_one_is_read_whole() {
+        // The size announced at the end is the short member's: the output must grow.
+        let data = b"{\"event_id\":\"x\"}\n".repeat(5000);
+        let mut body = gzip(&data[..data.len() - 10]);
+        body.extend_from_slice(&gzip(&data[data.len() - 10..]));
+        assert_eq!(
+            decode_body(Some("gzip"), &body, 1 << 20)
+                .expect("gzip")
+                .as_ref(),
+            &data[..]
+        );
+        // Exactly the limit decodes; one byte less refuses.
+        let n = data.len();
+        assert!(decode_body(Some("gzip"), &body, n).is_ok());
+        assert_eq!(
+            decode_body(Some("gzip"), &body, n - 1),
+            Err(DecodeError::TooLarge(n - 1))
+        );
     }
 
     #[test]

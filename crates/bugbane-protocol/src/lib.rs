@@ -11,6 +11,7 @@ pub mod decode;
 pub mod dsn;
 pub mod envelope;
 pub mod ids;
+mod inflate;
 pub mod item;
 
 pub use auth::{Auth, AuthError, AuthInput};
