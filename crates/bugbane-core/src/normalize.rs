@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::time_fmt::parse_timestamp;
 use crate::useragent::contexts_from_user_agent;
-use crate::value::{get_str, object_entry, scalar_string, truncate};
+use crate::value::{get_str, object_entry, scalar_string, set, truncate};
 
 /// What normalisation needs to know about the request an event came with.
 #[derive(Clone, Debug, Default)]
@@ -77,7 +77,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         .and_then(bugbane_protocol::EventId::parse)
         .map(|e| e.to_string())
         .unwrap_or_else(|| ctx.fallback_event_id.clone());
-    event.insert("event_id".into(), Value::from(id));
+    set(event, "event_id", Value::from(id));
 
     let drift = ctx
         .sent_at
@@ -104,9 +104,9 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         } else {
             ts
         };
-        event.insert(key.into(), json!(ts));
+        set(event, key, json!(ts));
     }
-    event.insert("received".into(), json!(ctx.received));
+    set(event, "received", json!(ctx.received));
 
     let is_transaction = event.get("type").and_then(Value::as_str) == Some("transaction");
 
@@ -122,7 +122,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         }
     };
     let default_level = if is_transaction { "info" } else { "error" };
-    event.insert("level".into(), Value::from(level.unwrap_or(default_level)));
+    set(event, "level", Value::from(level.unwrap_or(default_level)));
 
     // Platform.
     let platform = event
@@ -131,7 +131,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         .filter(|p| VALID_PLATFORMS.contains(p))
         .unwrap_or("other")
         .to_owned();
-    event.insert("platform".into(), Value::from(platform.clone()));
+    set(event, "platform", Value::from(platform.clone()));
 
     // Short string fields.
     for (key, max) in [
@@ -143,8 +143,9 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
     ] {
         match event.get(key) {
             Some(Value::String(s)) => {
-                let t = truncate(s, max);
-                event.insert(key.into(), Value::from(t));
+                if s.chars().count() > max {
+                    set(event, key, Value::from(truncate(s, max)));
+                }
             }
             Some(Value::Null) | None => {}
             Some(other) => {
@@ -157,7 +158,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
     if let Some(rel) = event.get("release").cloned() {
         match scalar_string(&rel).map(|s| s.trim().to_owned()) {
             Some(r) if valid_release(&r) => {
-                event.insert("release".into(), Value::from(r));
+                set(event, "release", Value::from(r));
             }
             _ => {
                 if !rel.is_null() {
@@ -190,7 +191,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
             Some(e)
                 if !e.is_empty() && e.chars().count() <= 64 && !e.contains(['/', '\n', '\r']) =>
             {
-                event.insert("environment".into(), Value::from(e.to_owned()));
+                set(event, "environment", Value::from(e.to_owned()));
             }
             _ => {
                 if !env.is_null() {
@@ -212,7 +213,7 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
             // Built by hand: `json!` would serialise the whole list into a copy.
             let mut wrapper = Map::new();
             wrapper.insert("values".into(), Value::Array(values));
-            event.insert(key.into(), Value::Object(wrapper));
+            set(event, key, Value::Object(wrapper));
         }
     }
 
@@ -230,30 +231,36 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         _ if has_exception(event) => "error".to_owned(),
         _ => "default".to_owned(),
     };
-    event.insert("type".into(), Value::from(ty));
+    set(event, "type", Value::from(ty));
 
     if !event.get("sdk").is_some_and(Value::is_object)
         && let Some((name, version)) = ctx.sdk_client.as_deref().and_then(|c| c.split_once('/'))
     {
-        event.insert("sdk".into(), json!({"name": name, "version": version}));
+        set(event, "sdk", json!({"name": name, "version": version}));
     }
 
     if !errors.is_empty() {
-        event.insert("errors".into(), Value::Array(errors));
+        set(event, "errors", Value::Array(errors));
     }
 }
 
 /// Maps every level spelling SDKs use onto Sentry's five levels.
 pub fn normalize_level(v: &Value) -> Option<&'static str> {
     match v {
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "fatal" | "critical" => Some("fatal"),
-            "error" => Some("error"),
-            "warning" | "warn" => Some("warning"),
-            "info" | "log" => Some("info"),
-            "debug" | "trace" => Some("debug"),
-            _ => None,
-        },
+        Value::String(s) => [
+            ("fatal", "fatal"),
+            ("critical", "fatal"),
+            ("error", "error"),
+            ("warning", "warning"),
+            ("warn", "warning"),
+            ("info", "info"),
+            ("log", "info"),
+            ("debug", "debug"),
+            ("trace", "debug"),
+        ]
+        .into_iter()
+        .find(|(spelling, _)| s.eq_ignore_ascii_case(spelling))
+        .map(|(_, level)| level),
         Value::Number(n) => match n.as_u64()? {
             50 => Some("fatal"),
             40 => Some("error"),
@@ -336,7 +343,7 @@ fn normalize_logentry(event: &mut Map<String, Value>) {
         Some(Value::Object(m)) => m,
         Some(Value::String(s)) => {
             let mut m = Map::new();
-            m.insert("formatted".into(), Value::from(s));
+            set(&mut m, "formatted", Value::from(s));
             m
         }
         _ => Map::new(),
@@ -360,13 +367,13 @@ fn normalize_logentry(event: &mut Map<String, Value>) {
     {
         let params = entry.get("params").cloned().unwrap_or(Value::Null);
         let formatted = format_params(msg, &params);
-        entry.insert("formatted".into(), Value::from(formatted));
+        set(&mut entry, "formatted", Value::from(formatted));
     }
     if let Some(f) = entry.get("formatted").and_then(Value::as_str) {
         let t = truncate(f, 8192);
-        entry.insert("formatted".into(), Value::from(t));
+        set(&mut entry, "formatted", Value::from(t));
     }
-    event.insert("logentry".into(), Value::Object(entry));
+    set(event, "logentry", Value::Object(entry));
 }
 
 /// Formats `%s`-style or `{0}`/`{}`-style placeholders with the given parameters.
@@ -445,7 +452,7 @@ fn normalize_exceptions(
         if let Some(st) = top {
             let mut st = st;
             normalize_stacktrace(&mut st, platform);
-            event.insert("stacktrace".into(), st);
+            set(event, "stacktrace", st);
         }
         return;
     };
@@ -473,14 +480,14 @@ fn normalize_exceptions(
                     && !t.is_empty()
                     && t.chars().all(|c| c.is_alphanumeric() || c == '_')
                 {
-                    m.insert("type".into(), Value::from(t));
-                    m.insert("value".into(), Value::from(rest.trim_start()));
+                    set(m, "type", Value::from(t));
+                    set(m, "value", Value::from(rest.trim_start()));
                 } else {
-                    m.insert("value".into(), Value::from(v.as_str()));
+                    set(m, "value", Value::from(v.as_str()));
                 }
             }
             (_, Some(v)) => {
-                m.insert("value".into(), Value::from(v.as_str()));
+                set(m, "value", Value::from(v.as_str()));
             }
             _ => {}
         }
@@ -494,7 +501,7 @@ fn normalize_exceptions(
         && values[0].get("stacktrace").is_none_or(Value::is_null)
         && let Some(first) = values[0].as_object_mut()
     {
-        first.insert("stacktrace".into(), st);
+        set(first, "stacktrace", st);
     }
     for e in values.iter_mut() {
         if let Some(st) = e.get_mut("stacktrace") {
@@ -529,7 +536,7 @@ pub(crate) fn normalize_stacktrace(st: &mut Value, platform: &str) {
                 None => abs,
             };
             let path = path.to_owned();
-            frame.insert("filename".into(), Value::from(path));
+            set(frame, "filename", Value::from(path));
         }
         if let Some(Value::Array(vars)) = frame.get("vars") {
             let obj: Map<String, Value> = vars
@@ -537,7 +544,7 @@ pub(crate) fn normalize_stacktrace(st: &mut Value, platform: &str) {
                 .enumerate()
                 .map(|(i, v)| (i.to_string(), v.clone()))
                 .collect();
-            frame.insert("vars".into(), Value::Object(obj));
+            set(frame, "vars", Value::Object(obj));
         }
         apply_in_app_rules(frame, platform);
     }
@@ -617,9 +624,9 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
                 .entry("data")
                 .or_insert_with(|| Value::Object(Map::new()))
                 .as_object_mut()
-                .map(|d| d.insert("orig_in_app".into(), Value::from(1)));
+                .map(|d| set(d, "orig_in_app", Value::from(1)));
         }
-        frame.insert("in_app".into(), Value::Bool(false));
+        set(frame, "in_app", Value::Bool(false));
     }
 }
 
@@ -638,12 +645,20 @@ fn normalize_breadcrumbs(event: &mut Map<String, Value>, ctx: &NormalizeContext,
             .and_then(parse_timestamp)
             .map(|t| t + drift)
             .unwrap_or(ctx.received);
-        m.insert("timestamp".into(), json!(ts));
+        // Most SDKs send what is stored already; rewriting it would only allocate.
+        if !m
+            .get("timestamp")
+            .is_some_and(|t| t.is_f64() && t.as_f64() == Some(ts))
+        {
+            set(m, "timestamp", json!(ts));
+        }
         if !m.get("type").is_some_and(Value::is_string) {
-            m.insert("type".into(), Value::from("default"));
+            set(m, "type", Value::from("default"));
         }
         let level = m.get("level").and_then(normalize_level).unwrap_or("info");
-        m.insert("level".into(), Value::from(level));
+        if m.get("level").and_then(Value::as_str) != Some(level) {
+            set(m, "level", Value::from(level));
+        }
     }
 }
 
@@ -662,11 +677,11 @@ fn normalize_request(event: &mut Map<String, Value>) {
         if req.get("cookies").is_none_or(Value::is_null)
             && let Value::String(s) = cookie
         {
-            req.insert("cookies".into(), Value::String(s));
+            set(req, "cookies", Value::String(s));
         }
     }
     if !headers.is_empty() {
-        req.insert("headers".into(), pairs_value(headers));
+        set(req, "headers", pairs_value(headers));
     }
     if let Some(c) = req.remove("cookies") {
         let cookies = match c {
@@ -680,7 +695,7 @@ fn normalize_request(event: &mut Map<String, Value>) {
             other => pairs_of(Some(other)),
         };
         if !cookies.is_empty() {
-            req.insert("cookies".into(), pairs_value(cookies));
+            set(req, "cookies", pairs_value(cookies));
         }
     }
     // As Relay does: a query and fragment in the URL move to their own fields, where the
@@ -695,16 +710,16 @@ fn normalize_request(event: &mut Map<String, Value>) {
                 .get("query_string")
                 .is_none_or(|q| q.is_null() || q.as_str() == Some(""))
             {
-                req.insert("query_string".into(), Value::from(query));
+                set(req, "query_string", Value::from(query));
             }
-            req.insert("url".into(), Value::from(base));
+            set(req, "url", Value::from(base));
         } else {
-            req.insert("url".into(), Value::from(rest));
+            set(req, "url", Value::from(rest));
         }
         if let Some(f) = fragment
             && !req.contains_key("fragment")
         {
-            req.insert("fragment".into(), Value::from(f));
+            set(req, "fragment", Value::from(f));
         }
     }
     if let Some(q) = req.remove("query_string") {
@@ -718,11 +733,11 @@ fn normalize_request(event: &mut Map<String, Value>) {
             }
             other => pairs_of(Some(other)),
         };
-        req.insert("query_string".into(), pairs_value(query));
+        set(req, "query_string", pairs_value(query));
     }
     if let Some(Value::String(m)) = req.get("method") {
         let up = m.to_ascii_uppercase();
-        req.insert("method".into(), Value::from(up));
+        set(req, "method", Value::from(up));
     }
 }
 
@@ -778,7 +793,7 @@ fn normalize_user(event: &mut Map<String, Value>, ctx: &NormalizeContext, platfo
     };
     match resolved {
         Some(ip) => {
-            user.insert("ip_address".into(), Value::from(ip));
+            set(user, "ip_address", Value::from(ip));
         }
         None => {
             user.remove("ip_address");

@@ -29,6 +29,16 @@ pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Sets `key` to `value`, reusing the key already there instead of allocating another.
+pub(crate) fn set(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    match obj.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            obj.insert(key.to_owned(), value);
+        }
+    }
+}
+
 /// The object at `key`, created if missing or not an object.
 pub(crate) fn object_entry<'a>(
     obj: &'a mut Map<String, Value>,
