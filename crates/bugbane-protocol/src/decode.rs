@@ -276,6 +276,32 @@ mod tests {
     }
 
     #[test]
+    fn every_damaged_byte_and_cut_is_refused_or_harmless() {
+        let data = b"{\"event_id\":\"x\",\"message\":\"hello\"}\n".repeat(40);
+        let mut body = gzip(&data[..700]);
+        let first_member = body.len();
+        body.extend_from_slice(&gzip(&data[700..]));
+        for at in 0..body.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut bad = body.clone();
+                bad[at] ^= flip;
+                // Header fields such as the time stamp may change without harm; anything
+                // decoded is the original, never a different or partial body.
+                if let Ok(d) = decode_body(Some("gzip"), &bad, 1 << 20) {
+                    assert_eq!(d.as_ref(), &data[..], "byte {at} ^ {flip:#x}");
+                }
+            }
+            // Cut between members, the body is a shorter valid one.
+            let cut = decode_body(Some("gzip"), &body[..at], 1 << 20);
+            if at == first_member {
+                assert_eq!(cut.as_deref(), Ok(&data[..700]));
+            } else {
+                assert!(cut.is_err(), "cut at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn bombs_and_garbage_are_refused() {
         let bomb = gzip(&vec![0u8; 50 << 20]);
         assert!(bomb.len() < 100_000);
