@@ -619,12 +619,13 @@ fn apply_in_app_rules(frame: &mut Map<String, Value>, platform: &str) {
         .iter()
         .any(|p| module.starts_with(p));
     if third_party || rust_std || java_framework {
-        if frame.get("in_app") == Some(&Value::Bool(true)) {
-            frame
+        if frame.get("in_app") == Some(&Value::Bool(true))
+            && let Some(data) = frame
                 .entry("data")
                 .or_insert_with(|| Value::Object(Map::new()))
                 .as_object_mut()
-                .map(|d| set(d, "orig_in_app", Value::from(1)));
+        {
+            set(data, "orig_in_app", Value::from(1));
         }
         set(frame, "in_app", Value::Bool(false));
     }
