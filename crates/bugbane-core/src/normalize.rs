@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::time_fmt::parse_timestamp;
 use crate::useragent::contexts_from_user_agent;
-use crate::value::{get_str, object_entry, scalar_string, set, truncate};
+use crate::value::{get_str, object_entry, scalar_string, set, shorten};
 
 /// What normalisation needs to know about the request an event came with.
 #[derive(Clone, Debug, Default)]
@@ -141,12 +141,8 @@ pub fn normalize_event(event: &mut Map<String, Value>, ctx: &NormalizeContext) {
         ("dist", 64),
         ("culprit", 200),
     ] {
-        match event.get(key) {
-            Some(Value::String(s)) => {
-                if s.chars().count() > max {
-                    set(event, key, Value::from(truncate(s, max)));
-                }
-            }
+        match event.get_mut(key) {
+            Some(Value::String(s)) => shorten(s, max),
             Some(Value::Null) | None => {}
             Some(other) => {
                 let o = other.clone();
@@ -343,7 +339,7 @@ fn normalize_logentry(event: &mut Map<String, Value>) {
         Some(Value::Object(m)) => m,
         Some(Value::String(s)) => {
             let mut m = Map::new();
-            set(&mut m, "formatted", Value::from(s));
+            m.insert("formatted".into(), Value::from(s));
             m
         }
         _ => Map::new(),
@@ -369,9 +365,8 @@ fn normalize_logentry(event: &mut Map<String, Value>) {
         let formatted = format_params(msg, &params);
         set(&mut entry, "formatted", Value::from(formatted));
     }
-    if let Some(f) = entry.get("formatted").and_then(Value::as_str) {
-        let t = truncate(f, 8192);
-        set(&mut entry, "formatted", Value::from(t));
+    if let Some(Value::String(f)) = entry.get_mut("formatted") {
+        shorten(f, 8192);
     }
     set(event, "logentry", Value::Object(entry));
 }

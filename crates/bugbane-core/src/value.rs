@@ -58,10 +58,38 @@ pub(crate) fn object_entry<'a>(
 
 /// Cuts a string to `max` characters, ending it with `...` as Relay's trimming does.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
-    out.push_str("...");
+    let mut out = s.to_owned();
+    shorten(&mut out, max);
     out
+}
+
+/// [`truncate`] in place: a string within `max` is left as it is, without a copy.
+pub(crate) fn shorten(s: &mut String, max: usize) {
+    if s.chars().count() <= max {
+        return;
+    }
+    let cut = s
+        .char_indices()
+        .nth(max.saturating_sub(3))
+        .map_or(s.len(), |(at, _)| at);
+    s.truncate(cut);
+    s.push_str("...");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_strings_end_in_dots_within_the_limit_in_characters() {
+        assert_eq!(truncate("short", 5), "short");
+        assert_eq!(truncate("abcdefgh", 6), "abc...");
+        // Characters, not bytes: a cut never splits one.
+        assert_eq!(truncate("ééééééé", 5), "éé...");
+        assert_eq!(truncate("abcd", 2), "...");
+        let mut s = String::from("within");
+        let at = s.as_ptr();
+        shorten(&mut s, 6);
+        assert_eq!((s.as_str(), s.as_ptr()), ("within", at));
+    }
 }

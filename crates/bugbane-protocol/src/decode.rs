@@ -83,8 +83,7 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Option<Vec<u8>> {
 }
 
 thread_local! {
-    /// One decompressor per thread: allocating its tables per body would cost about as
-    /// much as inflating a typical one.
+    /// One decompressor per thread, allocated once instead of once per body.
     static INFLATER: RefCell<Option<Inflater>> = RefCell::new(Inflater::new());
 }
 

@@ -24,7 +24,7 @@ pub(crate) enum MemberError {
     NoRoom,
 }
 
-/// An owned libdeflate decompressor (about 10 KB of tables, reused across calls).
+/// An owned libdeflate decompressor, reused across calls.
 pub(crate) struct Inflater(NonNull<libdeflate_decompressor>);
 
 impl Inflater {
